@@ -1,0 +1,69 @@
+"""Helpers every phase uses: reading the run's task and context, comparing scores, filling prompt headers."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from langgraph.config import get_stream_writer
+
+from graph.context import Context
+from prompts.common import SCRIPT_RULES, TASK_HEADER
+from runtime.task import Task
+
+DESCRIPTION_LIMIT = 1800
+
+
+def task_of(state: dict) -> Task:
+    return Task.from_dict(state["task"])
+
+
+def direction(task: Task) -> str:
+    return "lower is better" if task.lower_is_better else "higher is better"
+
+
+def is_better(score: float | None, than: float | None, lower_is_better: bool) -> bool:
+    """True when `score` exists and strictly beats `than` (a missing `than` is beaten by any score)."""
+    if score is None:
+        return False
+    if than is None:
+        return True
+    return score < than if lower_is_better else score > than
+
+
+def not_worse(score: float | None, than: float | None, lower_is_better: bool) -> bool:
+    return score is not None and (than is None or score == than or is_better(score, than, lower_is_better))
+
+
+def ranked(solutions: Iterable[dict | None], lower_is_better: bool) -> list[dict]:
+    """Scored solutions, best first."""
+    scored = [s for s in solutions if s and s.get("score") is not None]
+    return sorted(scored, key=lambda s: s["score"], reverse=not lower_is_better)
+
+
+def fmt_score(score: float | None) -> str:
+    return "no score" if score is None else f"{score:.6g}"
+
+
+def task_header(task: Task, data_summary: str) -> str:
+    description = task.description.strip()
+    if len(description) > DESCRIPTION_LIMIT:
+        description = description[:DESCRIPTION_LIMIT] + " ..."
+    return TASK_HEADER.format(
+        name=task.name, description=description, target=task.target, metric=task.metric,
+        direction=direction(task), submission_columns=", ".join([task.id_column, *task.target_columns]),
+        data_summary=data_summary)
+
+
+def script_rules(task: Task, ctx: Context) -> str:
+    split_note = ("the last 20% by date: this is a forecast" if task.kind == "timeseries"
+                  else "random_state=0" + (", stratified" if task.prediction != "value" else ""))
+    return SCRIPT_RULES.format(test_file=task.test_file, split_note=split_note, max_rows=ctx.max_train_rows,
+                               metric=task.metric, direction=direction(task), timeout_s=ctx.script_timeout_s)
+
+
+def emit(**event: Any) -> None:
+    """Send a progress event to whoever streams the graph with stream_mode "custom"."""
+    try:
+        get_stream_writer()(event)
+    except RuntimeError:  # called outside a graph run (unit tests of a node function)
+        pass

@@ -1,0 +1,72 @@
+"""Running generated scripts: journal-backed execution and the debugger loop."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Callable
+
+from graph.context import Context
+from nodes.common import emit, script_rules, task_header, task_of
+from nodes.llm import ask
+from prompts.debug import FIX_SCRIPT, NO_SCORE
+from runtime.journal import open_journal, sha256_text
+from runtime.parsing import AnswerError, extract_code
+from runtime.sandbox import ExecutionResult, run_script
+
+# A check looks at a finished, scored attempt and returns a problem to fix, or None.
+Check = Callable[[ExecutionResult], str | None]
+
+
+def attempt_dir(state: dict, exec_key: str) -> Path:
+    return Path(state["workspace"]) / "attempts" / re.sub(r"[^A-Za-z0-9_.-]+", "_", exec_key)
+
+
+def execute(ctx: Context, state: dict, *, code: str, exec_key: str) -> ExecutionResult:
+    """Run `code` once, or return the recorded result of the identical finished run."""
+    journal = open_journal(ctx.journal_path)
+    recorded = journal.find_execution(state["run_id"], exec_key, sha256_text(code))
+    if recorded is not None:
+        return ExecutionResult.from_dict(recorded)
+    folder = attempt_dir(state, exec_key)
+    result = run_script(code, folder, state["input_dir"], timeout_s=ctx.script_timeout_s,
+                        memory_mb=ctx.script_memory_mb)
+    journal.record_execution(run_id=state["run_id"], lane=state.get("lane", -1), exec_key=exec_key, code=code,
+                             code_path=str(folder / "solution.py"), result=result.to_dict())
+    return result
+
+
+def failure_report(result: ExecutionResult) -> str:
+    if result.status == "timeout":
+        return "The script was stopped: it ran longer than the time limit. Make it faster."
+    if result.status == "memory":
+        return "The script was stopped: it used more memory than allowed. Use less data or smaller models."
+    if result.status == "ok" and result.score is None:
+        return NO_SCORE
+    return result.stderr_tail[-2500:] or result.stdout_tail[-1000:] or f"exit code {result.returncode}"
+
+
+def run_with_debugging(ctx: Context, state: dict, *, code: str, exec_key: str, node: str,
+                       check: Check | None = None) -> tuple[dict | None, ExecutionResult]:
+    """Run a script; while it fails, ask the coder for a fix (at most ctx.debug_rounds times).
+
+    Returns (solution or None, last result); a solution is {code, score, path}.
+    """
+    task = task_of(state)
+    for round_ in range(ctx.debug_rounds + 1):
+        result = execute(ctx, state, code=code, exec_key=f"{exec_key}/d{round_}")
+        problem = failure_report(result) if not result.succeeded else (check(result) if check else None)
+        emit(lane=state.get("lane"), node=node, event="script", key=exec_key, status=result.status,
+             score=result.score, problem=bool(problem))
+        if problem is None:
+            return {"code": code, "score": result.score, "path": result.attempt_dir}, result
+        if round_ == ctx.debug_rounds:
+            break
+        prompt = FIX_SCRIPT.format(task_header=task_header(task, state["data_summary"]), code=code,
+                                   error=problem, rules=script_rules(task, ctx))
+        try:
+            code = ask(ctx, run_id=state["run_id"], node=node, role="coder", call_key=f"{exec_key}/fix{round_}",
+                       prompt=prompt, parse=extract_code)
+        except AnswerError:
+            break
+    return None, result

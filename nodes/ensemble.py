@@ -1,0 +1,65 @@
+"""Ensemble: R rounds of plan + implement over the lanes' final solutions; later rounds see earlier ones."""
+
+from __future__ import annotations
+
+from langgraph.runtime import Runtime
+
+from graph.context import Context
+from nodes.common import direction, emit, fmt_score, ranked, script_rules, task_header, task_of
+from nodes.debug import run_with_debugging
+from nodes.llm import ask
+from nodes.refine import goals_note
+from prompts import ensemble as P
+from runtime.parsing import AnswerError, extract_code
+
+
+def lane_solutions(state: dict) -> list[dict]:
+    results = sorted(state.get("lane_results", []), key=lambda r: r["lane"])
+    return [r["solution"] for r in results if r.get("solution") and r["solution"].get("score") is not None]
+
+
+def ensemble_focus(state: dict) -> str:
+    goals = sorted((g for g in state.get("goals", []) if g.get("target_agent_phase") == "ensemble"),
+                   key=lambda g: g["priority"])
+    return f"Primary focus: {goals[0]['focus']}\n" if goals else P.DEFAULT_FOCUS + "\n"
+
+
+def ensemble(state: dict, runtime: Runtime[Context]) -> dict:
+    ctx = runtime.context
+    task = task_of(state)
+    solutions = lane_solutions(state)
+    rounds = state.get("ensemble_rounds", [])
+    if len(solutions) < 2 or len(rounds) >= ctx.ensemble_rounds:
+        return {"ensemble_rounds": rounds}
+    r = len(rounds)
+    tried = "".join(f"Round {x['round']}: {x['plan']} -> {fmt_score(x['score'])}\n" for x in rounds)
+    plan_prompt = P.PLAN_ENSEMBLE.format(metric=task.metric, direction=direction(task), n=len(solutions),
+                                         scores=", ".join(fmt_score(s["score"]) for s in solutions),
+                                         tried=f"Tried so far:\n{tried}" if tried else "",
+                                         focus=ensemble_focus(state) if r == 0 else goals_note(state, "ensemble"))
+    solution, plan = None, P.DEFAULT_FOCUS
+    try:
+        plan = ask(ctx, run_id=state["run_id"], node="ensemble", role="planner", call_key=f"ensemble/r{r}/plan",
+                   prompt=plan_prompt, parse=lambda text: text.strip()[:600] or P.DEFAULT_FOCUS)
+        listing = "".join(P.SOLUTION_ITEM.format(i=i + 1, metric=task.metric, score=fmt_score(s["score"]),
+                                                 code=s["code"]) for i, s in enumerate(solutions))
+        code = ask(ctx, run_id=state["run_id"], node="ensemble", role="coder", call_key=f"ensemble/r{r}",
+                   prompt=P.IMPLEMENT_ENSEMBLE.format(task_header=task_header(task, state["data_summary"]),
+                                                      solutions=listing, plan=plan,
+                                                      rules=script_rules(task, ctx)),
+                   parse=extract_code)
+        solution, _ = run_with_debugging(ctx, {**state, "lane": -1}, code=code, exec_key=f"ensemble/r{r}",
+                                         node="ensemble")
+    except AnswerError:
+        pass
+    emit(node="ensemble", event="round", round=r, score=solution and solution["score"])
+    record = {"round": r, "plan": plan, "score": solution and solution["score"],
+              "solution": solution and {**solution, "origin": f"ensemble:r{r}"}}
+    return {"ensemble_rounds": [*rounds, record]}
+
+
+def final_candidates(state: dict) -> list[dict]:
+    """Every scored solution of the run, best validation score first (ties: single solutions first)."""
+    task = task_of(state)
+    pool = lane_solutions(state) + [x["solution"] for x in state.get("ensemble_rounds", []) if x["solution"]]
+    return ranked(pool, task.lower_is_better)

@@ -1,0 +1,56 @@
+"""Evaluate: write, run and debug one simple script per retrieved approach; rank them."""
+
+from __future__ import annotations
+
+from langgraph.runtime import Runtime
+
+from graph.context import Context
+from nodes.common import emit, ranked, script_rules, task_header, task_of
+from nodes.debug import run_with_debugging
+from nodes.llm import ask
+from prompts.evaluate import FIRST_SCRIPT
+from runtime.parsing import AnswerError, extract_code
+
+
+def evaluate_approach(ctx: Context, state: dict, approach: dict) -> dict | None:
+    task = task_of(state)
+    key = f"lane{state['lane']}/eval/{approach['key']}"
+    prompt = FIRST_SCRIPT.format(task_header=task_header(task, state["data_summary"]), title=approach["title"],
+                                 approach_description=approach["description"],
+                                 example_code=approach["example_code"], rules=script_rules(task, ctx))
+    try:
+        code = ask(ctx, run_id=state["run_id"], node="evaluate", role="coder", call_key=key, prompt=prompt,
+                   parse=extract_code)
+    except AnswerError:
+        return None
+    solution, _ = run_with_debugging(ctx, state, code=code, exec_key=key, node="evaluate")
+    return solution and {**solution, "origin": f"candidate:{approach['key']}"}
+
+
+def catalog_fallback(ctx: Context, state: dict) -> dict | None:
+    """The catalog's tested example code, run as is: a floor for lanes where no generated script worked."""
+    for approach in state["approaches"]:
+        solution, _ = run_with_debugging(ctx, state, code=approach["example_code"],
+                                         exec_key=f"lane{state['lane']}/catalog/{approach['key']}",
+                                         node="evaluate")
+        if solution:
+            return {**solution, "origin": f"catalog:{approach['key']}"}
+    return None
+
+
+def evaluate(state: dict, runtime: Runtime[Context]) -> dict:
+    ctx = runtime.context
+    task = task_of(state)
+    candidates = []
+    for approach in state["approaches"]:
+        solution = evaluate_approach(ctx, state, approach)
+        candidates.append({"key": approach["key"], "title": approach["title"], "solution": solution})
+        emit(lane=state["lane"], node="evaluate", event="candidate", key=approach["key"],
+             score=solution and solution["score"])
+    order = ranked([c["solution"] for c in candidates], task.lower_is_better)
+    if not order and ctx.catalog_fallback:
+        fallback = catalog_fallback(ctx, state)
+        order = [fallback] if fallback else []
+    return {"candidates": candidates, "solution": order[0] if order else {},
+            "merge_queue": order[1:], "merges": [], "step": 0, "ablations": [], "refined_blocks": [],
+            "history": []}

@@ -1,0 +1,72 @@
+"""Asking a model: journal-backed (a resumed node re-uses finished answers) with bounded re-asks."""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+from typing import Any, Callable
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+
+from graph.context import Context
+from prompts.common import REASK, SYSTEM
+from runtime.compute import exclusive_compute
+from runtime.journal import open_journal, sha256_text
+from runtime.models import is_local_compute, json_mode, make_chat_model
+from runtime.parsing import AnswerError
+
+
+@lru_cache(maxsize=32)
+def chat_model(spec: str, temperature: float, max_tokens: int, want_json: bool) -> BaseChatModel:
+    model = make_chat_model(spec, temperature=temperature, max_tokens=max_tokens)
+    return json_mode(model, spec) if want_json else model
+
+
+def transcript(messages: list[BaseMessage]) -> str:
+    return "\n\n".join(f"[{m.type}]\n{m.content}" for m in messages)
+
+
+def _answer(ctx: Context, *, run_id: str, node: str, role: str, call_key: str,
+            messages: list[BaseMessage], want_json: bool) -> str:
+    journal = open_journal(ctx.journal_path)
+    prompt = transcript(messages)
+    cached = journal.find_answer(run_id, call_key, sha256_text(prompt))
+    if cached is not None:
+        return cached
+    spec = ctx.role_model(role)
+    model = chat_model(spec, ctx.temperature, ctx.max_tokens, want_json)
+    started = time.monotonic()
+    if is_local_compute(spec):
+        with exclusive_compute():
+            reply = model.invoke(messages)
+    else:
+        reply = model.invoke(messages)
+    latency = time.monotonic() - started
+    text = reply.content if isinstance(reply.content, str) else str(reply.content)
+    usage = getattr(reply, "usage_metadata", None) or {}
+    journal.record_answer(run_id=run_id, node=node, role=role, model=spec, call_key=call_key, prompt=prompt,
+                          answer=text, tokens_in=usage.get("input_tokens", 0),
+                          tokens_out=usage.get("output_tokens", 0), latency_s=latency)
+    return text
+
+
+def ask(ctx: Context, *, run_id: str, node: str, role: str, call_key: str, prompt: str,
+        parse: Callable[[str], Any] | None = None, want_json: bool = False) -> Any:
+    """Ask `role`'s model; re-ask with the parser's complaint until `parse` accepts the answer.
+
+    Raises AnswerError when every try (1 + ctx.max_reasks) was unusable.
+    """
+    messages: list[BaseMessage] = [SystemMessage(SYSTEM), HumanMessage(prompt)]
+    problem = ""
+    for attempt in range(ctx.max_reasks + 1):
+        text = _answer(ctx, run_id=run_id, node=node, role=role, call_key=f"{call_key}#{attempt}",
+                       messages=messages, want_json=want_json)
+        if parse is None:
+            return text
+        try:
+            return parse(text)
+        except AnswerError as exc:
+            problem = str(exc)
+            messages = [*messages, AIMessage(text), HumanMessage(REASK.format(problem=problem))]
+    raise AnswerError(f"{role} gave no usable answer for {call_key} in {ctx.max_reasks + 1} tries: {problem}")

@@ -1,0 +1,36 @@
+"""Merge: fold the next-best candidate into the lane's solution; stop at the first merge that does not help."""
+
+from __future__ import annotations
+
+from langgraph.runtime import Runtime
+
+from graph.context import Context
+from nodes.common import emit, fmt_score, not_worse, script_rules, task_header, task_of
+from nodes.debug import run_with_debugging
+from nodes.llm import ask
+from prompts.merge import MERGE_SCRIPT
+from runtime.parsing import AnswerError, extract_code
+
+
+def merge(state: dict, runtime: Runtime[Context]) -> dict:
+    ctx = runtime.context
+    task = task_of(state)
+    base, other, rest = state["solution"], state["merge_queue"][0], state["merge_queue"][1:]
+    key = f"lane{state['lane']}/merge{len(state['merges'])}"
+    prompt = MERGE_SCRIPT.format(task_header=task_header(task, state["data_summary"]), metric=task.metric,
+                                 base_score=fmt_score(base["score"]), base_code=base["code"],
+                                 other_score=fmt_score(other["score"]), other_code=other["code"],
+                                 rules=script_rules(task, ctx))
+    merged = None
+    try:
+        code = ask(ctx, run_id=state["run_id"], node="merge", role="coder", call_key=key, prompt=prompt,
+                   parse=extract_code)
+        merged, _ = run_with_debugging(ctx, state, code=code, exec_key=key, node="merge")
+    except AnswerError:
+        pass
+    kept = merged is not None and not_worse(merged["score"], base["score"], task.lower_is_better)
+    emit(lane=state["lane"], node="merge", event="merge", with_=other["origin"],
+         score=merged and merged["score"], kept=kept)
+    record = {"candidate": other["origin"], "score": merged and merged["score"], "kept": kept}
+    return {"solution": {**merged, "origin": "merge"} if kept else base,
+            "merge_queue": rest if kept else [], "merges": [*state["merges"], record]}

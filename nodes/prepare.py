@@ -1,0 +1,46 @@
+"""Prepare: load and check the task folder, lay out the run's workspace, summarise the data."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+from langgraph.runtime import Runtime
+
+from graph.context import Context
+from nodes.common import emit
+from nodes.llm import ask
+from runtime.journal import open_journal
+from runtime.task import data_summary, load_task
+
+
+def copy_inputs(data_dir: Path, files: tuple[str, ...], input_dir: Path) -> None:
+    """Copy the public task files once (into a temp folder, then rename), never the hidden answers."""
+    if input_dir.is_dir():
+        return
+    staging = input_dir.with_name(input_dir.name + f".tmp-{uuid.uuid4().hex[:6]}")
+    staging.mkdir(parents=True)
+    for name in files:
+        target = staging / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(data_dir / name, target)
+    staging.rename(input_dir)
+
+
+def prepare(state: dict, runtime: Runtime[Context]) -> dict:
+    ctx = runtime.context
+    run_id = state["run_id"]
+
+    def ask_metric(prompt: str) -> str:
+        return ask(ctx, run_id=run_id, node="prepare", role="planner", call_key="metric", prompt=prompt)
+
+    task = load_task(state["task_dir"], ask_model=ask_metric)
+    workspace = Path(ctx.workspace_root).resolve() / task.name / run_id
+    input_dir = workspace / "input"
+    copy_inputs(Path(task.data_dir), task.data_files, input_dir)
+    open_journal(ctx.journal_path).upsert_run(run_id, task=task.name, task_dir=task.root,
+                                              workspace=str(workspace), status="running")
+    emit(node="prepare", event="task", task=task.name, metric=task.metric, workspace=str(workspace))
+    return {"task": task.to_dict(), "workspace": str(workspace), "input_dir": str(input_dir),
+            "data_summary": data_summary(task), "status": "running"}

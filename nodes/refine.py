@@ -1,0 +1,160 @@
+"""Refine: ablation study -> pick the most impactful code block + plan -> K rewrites of it -> keep the best.
+
+Outer loop (T steps): ablate, extract, then the inner loop, then conclude_step.
+Inner loop (K steps): refine (rewrite the block by the current plan, run) and plan_refinement (a new plan
+that sees every earlier plan with its score). Every inner attempt, the last included, may win.
+"""
+
+from __future__ import annotations
+
+from langgraph.runtime import Runtime
+
+from graph.context import Context
+from nodes.common import direction, emit, fmt_score, is_better, ranked, task_header, task_of
+from nodes.debug import run_with_debugging
+from nodes.llm import ask
+from prompts import refine as P
+from runtime.parsing import AnswerError, extract_code, extract_json, locate_block, replace_block
+
+OUTPUT_LIMIT = 1500
+PLAN_LIMIT = 600
+
+
+def goals_note(state: dict, phase: str) -> str:
+    """Goals the meta-learning loop aimed at this phase (empty in a plain pipeline run)."""
+    goals = [g for g in state.get("goals", []) if g.get("target_agent_phase") == phase]
+    return "".join(f"Goal (priority {g['priority']}): {g['focus']}\n" for g in goals)
+
+
+def step_key(state: dict) -> str:
+    return f"lane{state['lane']}/t{state['step']}"
+
+
+def ablate(state: dict, runtime: Runtime[Context]) -> dict:
+    ctx = runtime.context
+    task = task_of(state)
+    previous = "\n".join(f"- step {a['step']}: {a['summary']}" for a in state["ablations"])
+    prompt = P.ABLATION_SCRIPT.format(
+        task_header=task_header(task, state["data_summary"]), code=state["solution"]["code"],
+        previous_ablations=P.PREVIOUS_ABLATIONS.format(summaries=previous) if previous else "",
+        metric=task.metric)
+    key = f"{step_key(state)}/ablation"
+    summary = "The ablation study failed, so there are no findings; judge from the code."
+    try:
+        code = ask(ctx, run_id=state["run_id"], node="ablate", role="coder", call_key=key, prompt=prompt,
+                   parse=extract_code)
+        study, result = run_with_debugging(ctx, state, code=code, exec_key=key, node="ablate")
+        if study is not None:
+            summary = ask(ctx, run_id=state["run_id"], node="ablate", role="reviewer", call_key=f"{key}/summary",
+                          prompt=P.ABLATION_SUMMARY.format(metric=task.metric, direction=direction(task),
+                                                           output=result.stdout_tail[-OUTPUT_LIMIT:]),
+                          parse=lambda text: text.strip() or _empty())
+    except AnswerError:
+        pass
+    emit(lane=state["lane"], node="ablate", event="ablation", step=state["step"], summary=summary[:200])
+    return {"ablations": [*state["ablations"], {"step": state["step"], "summary": summary}],
+            "target": {}, "attempts": []}
+
+
+def _empty() -> str:
+    raise AnswerError("the answer was empty")
+
+
+def parse_target(code: str, refined: list[str]):
+    def parse(text: str) -> dict:
+        data = extract_json(text)
+        block, plan = data.get("code_block"), data.get("plan")
+        if not isinstance(block, str) or not block.strip() or not isinstance(plan, str) or not plan.strip():
+            raise AnswerError('expected {"code_block": "...", "plan": "..."} with both filled in')
+        exact = locate_block(code, block)
+        if exact.strip() == code.strip():
+            raise AnswerError("the block is the whole script; choose a smaller part")
+        if exact in refined:
+            raise AnswerError("that block was already improved; choose a different one")
+        return {"block": exact, "plan": plan.strip()[:PLAN_LIMIT]}
+    return parse
+
+
+def extract(state: dict, runtime: Runtime[Context]) -> dict:
+    ctx = runtime.context
+    task = task_of(state)
+    solution, refined = state["solution"], state["refined_blocks"]
+    prompt = P.EXTRACT_BLOCK.format(
+        metric=task.metric, score=fmt_score(solution["score"]), direction=direction(task),
+        code=solution["code"], summary=state["ablations"][-1]["summary"],
+        refined_note=P.REFINED_NOTE.format(blocks="\n".join(f"```\n{b}\n```" for b in refined)) if refined else "",
+        goals=goals_note(state, "refinement"))
+    try:
+        target = ask(ctx, run_id=state["run_id"], node="extract", role="planner",
+                     call_key=f"{step_key(state)}/extract", prompt=prompt,
+                     parse=parse_target(solution["code"], refined), want_json=True)
+    except AnswerError:
+        target = {}
+    emit(lane=state["lane"], node="extract", event="target", step=state["step"], plan=target.get("plan"))
+    return {"target": target}
+
+
+def refine(state: dict, runtime: Runtime[Context]) -> dict:
+    """One inner step: rewrite the target block by the current plan, splice it in and score the script."""
+    ctx = runtime.context
+    task = task_of(state)
+    target, k = state["target"], len(state["attempts"])
+    key = f"{step_key(state)}/k{k}"
+    prompt = P.REWRITE_BLOCK.format(task_header=task_header(task, state["data_summary"]),
+                                    code=state["solution"]["code"], block=target["block"], plan=target["plan"])
+    solution = None
+    try:
+        new_block = ask(ctx, run_id=state["run_id"], node="refine", role="coder", call_key=key, prompt=prompt,
+                        parse=extract_code)
+        code = replace_block(state["solution"]["code"], target["block"], new_block)
+        solution, _ = run_with_debugging(ctx, state, code=code, exec_key=key, node="refine")
+    except AnswerError:
+        pass
+    attempt = {"plan": target["plan"], "score": solution and solution["score"],
+               "solution": solution and {**solution, "origin": f"refine:t{state['step']}k{k}"}}
+    emit(lane=state["lane"], node="refine", event="attempt", step=state["step"], k=k, score=attempt["score"])
+    return {"attempts": [*state["attempts"], attempt]}
+
+
+def plan_refinement(state: dict, runtime: Runtime[Context]) -> dict:
+    ctx = runtime.context
+    task = task_of(state)
+    tried = "\n".join(f"{i + 1}. {a['plan']} -> {fmt_score(a['score'])}" for i, a in enumerate(state["attempts"]))
+    prompt = P.PLAN_NEXT.format(metric=task.metric, direction=direction(task), block=state["target"]["block"],
+                                base_score=fmt_score(state["solution"]["score"]), tried=tried,
+                                goals=goals_note(state, "refinement"))
+    try:
+        plan = ask(ctx, run_id=state["run_id"], node="plan_refinement", role="planner",
+                   call_key=f"{step_key(state)}/plan{len(state['attempts'])}", prompt=prompt,
+                   parse=lambda text: text.strip()[:PLAN_LIMIT] or _empty())
+    except AnswerError:
+        plan = state["target"]["plan"]
+    return {"target": {**state["target"], "plan": plan}}
+
+
+def conclude_step(state: dict, runtime: Runtime[Context]) -> dict:
+    task = task_of(state)
+    before = state["solution"]
+    attempts = state.get("attempts", [])
+    best = next(iter(ranked([a["solution"] for a in attempts], task.lower_is_better)), None)
+    improved = best is not None and is_better(best["score"], before["score"], task.lower_is_better)
+    target = state.get("target") or {}
+    record = {"step": state["step"], "block": target.get("block"), "before": before["score"],
+              "after": best["score"] if improved else before["score"],
+              "attempts": [{"plan": a["plan"], "score": a["score"]} for a in attempts]}
+    emit(lane=state["lane"], node="conclude_step", event="step", step=state["step"], improved=improved,
+         score=record["after"])
+    blocks = state["refined_blocks"] + ([target["block"]] if target.get("block") else [])
+    return {"solution": best if improved else before, "history": [*state["history"], record],
+            "refined_blocks": blocks, "step": state["step"] + 1}
+
+
+def finish_lane(state: dict) -> dict:
+    solution = state.get("solution") or None
+    return {"lane_results": [{
+        "lane": state["lane"], "solution": solution,
+        "candidates": [{"key": c["key"], "score": c["solution"] and c["solution"]["score"]}
+                       for c in state.get("candidates", [])],
+        "merges": state.get("merges", []), "ablations": state.get("ablations", []),
+        "history": state.get("history", []),
+    }]}

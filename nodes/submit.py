@@ -1,0 +1,110 @@
+"""Submit: turn the best solution into a test-set predictor, validate submission.csv, fall back if needed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from langgraph.runtime import Runtime
+
+from graph.context import Context
+from nodes.common import emit, fmt_score, task_header, task_of
+from nodes.debug import run_with_debugging
+from nodes.ensemble import final_candidates
+from nodes.llm import ask
+from prompts.submit import SUBMISSION_PROBLEMS, SUBMISSION_SCRIPT
+from runtime.catalog import applicable, render_example
+from runtime.journal import open_journal
+from runtime.parsing import AnswerError, extract_code
+from runtime.task import Task, validate_submission
+
+MAX_SOURCES = 3
+PREDICTION_NOTES = {
+    "label": "one predicted label per row, same type as in the training data",
+    "probability": "the predicted probability of the positive class",
+    "class_probabilities": "one probability column per class, each row summing to 1",
+    "value": "the predicted value",
+}
+
+
+def submission_check(task: Task):
+    def check(result) -> str | None:
+        problems = validate_submission(task, Path(result.attempt_dir) / "submission.csv")
+        return SUBMISSION_PROBLEMS.format(problems="; ".join(problems)) if problems else None
+    return check
+
+
+def submission_goal(state: dict) -> str:
+    goals = [g for g in state.get("goals", []) if g.get("target_agent_phase") == "submission"]
+    return "".join(f"Goal: {g['focus']}\n" for g in sorted(goals, key=lambda g: g["priority"]))
+
+
+def write_submission_script(ctx: Context, state: dict, source: dict, index: int) -> dict | None:
+    task = task_of(state)
+    refit = ("refit the same model on ALL training rows" if ctx.full_data_submission
+             else "keep the model trained on the training split")
+    prompt = SUBMISSION_SCRIPT.format(
+        task_header=task_header(task, state["data_summary"]), metric=task.metric,
+        score=fmt_score(source["score"]), code=source["code"], refit=refit, test_file=task.test_file,
+        submission_columns=", ".join([task.id_column, *task.target_columns]),
+        sample_file=task.sample_submission_file, prediction_note=PREDICTION_NOTES[task.prediction],
+        goal=submission_goal(state))
+    key = f"submit/s{index}"
+    try:
+        code = ask(ctx, run_id=state["run_id"], node="submit", role="coder", call_key=key, prompt=prompt,
+                   parse=extract_code)
+    except AnswerError:
+        return None
+    solution, _ = run_with_debugging(ctx, {**state, "lane": -1}, code=code, exec_key=key, node="submit",
+                                     check=submission_check(task))
+    return solution and {**solution, "origin": source.get("origin", "?")}
+
+
+def catalog_submission(ctx: Context, state: dict) -> dict | None:
+    task = task_of(state)
+    for approach in applicable(task):
+        solution, _ = run_with_debugging(ctx, {**state, "lane": -1}, code=render_example(approach, task, submit=True),
+                                         exec_key=f"submit/catalog/{approach.key}", node="submit",
+                                         check=submission_check(task))
+        if solution:
+            return {**solution, "origin": f"catalog:{approach.key}"}
+    return None
+
+
+def publish(attempt_path: str, workspace: str) -> str:
+    """Copy the attempt's submission.csv to the workspace atomically (a reader never sees half a file)."""
+    target = Path(workspace) / "submission.csv"
+    staging = target.with_suffix(".csv.tmp")
+    shutil.copyfile(Path(attempt_path) / "submission.csv", staging)
+    os.replace(staging, target)
+    return str(target)
+
+
+def submit(state: dict, runtime: Runtime[Context]) -> dict:
+    ctx = runtime.context
+    sources = final_candidates(state)[:MAX_SOURCES]
+    final, used = None, None
+    for index, source in enumerate(sources):
+        final = write_submission_script(ctx, state, source, index)
+        if final:
+            used = source
+            break
+    if final is None and ctx.catalog_fallback:
+        final = catalog_submission(ctx, state)
+        used = final
+    journal = open_journal(ctx.journal_path)
+    if final is None:
+        reason = ("no solution produced a valid submission" if sources
+                  else "no generated script produced a validation score")
+        journal.upsert_run(state["run_id"], status="failed", stop_reason=reason)
+        emit(node="submit", event="failed", reason=reason)
+        return {"status": "failed", "stop_reason": reason, "submission": {}}
+    path = publish(final["path"], state["workspace"])
+    best = {**used, "submission_score": final["score"]}
+    journal.upsert_run(state["run_id"], status="done", best_score=used["score"], submission=path,
+                       stop_reason="finished")
+    emit(node="submit", event="submitted", path=path, source=used.get("origin"), score=used["score"])
+    return {"status": "done", "stop_reason": "finished", "best": best,
+            "submission": {"path": path, "source": used.get("origin"), "script": final["path"],
+                           "validation_score": used["score"]}}

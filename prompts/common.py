@@ -1,0 +1,23 @@
+"""Pieces shared by every prompt: the task header, the script rules and the re-ask message."""
+
+TASK_HEADER = """# Task: {name}
+{description}
+
+Target: `{target}`. Metric: {metric} ({direction}). Submission columns: {submission_columns}.
+Data in ./input/:
+{data_summary}"""
+
+SCRIPT_RULES = """Rules for the script:
+- Read the data from ./input/ . Do NOT read ./input/{test_file}.
+- Hold out 20% of the training rows for validation ({split_note}); train on the rest, at most {max_rows} rows.
+- Compute {metric} ({direction}) on the validation rows and print it exactly once, as:
+  print(f"Final Validation Performance: {{score}}")
+- Use only pandas, numpy, scikit-learn and lightgbm. No internet, no installs, no plots, no input().
+- The script must finish within {timeout_s} seconds.
+Answer with ONE complete Python script in a single ```python code block."""
+
+REASK = """Your answer could not be used: {problem}
+Answer again, following the requested format exactly."""
+
+SYSTEM = ("You are an expert machine-learning engineer. You write short, correct, runnable Python and "
+          "follow the requested answer format exactly.")

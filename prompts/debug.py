@@ -1,0 +1,17 @@
+"""Debug: repair a script that crashed or printed no score."""
+
+FIX_SCRIPT = """## Job: fix a failing script
+{task_header}
+
+This script failed:
+```python
+{code}
+```
+What went wrong:
+{error}
+
+Fix the problem and keep the rest of the script unchanged.
+{rules}"""
+
+NO_SCORE = ("The script finished but printed no valid 'Final Validation Performance: <number>' line "
+            "(the score must be a finite number).")

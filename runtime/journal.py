@@ -1,0 +1,162 @@
+"""The journal: every model call, every script execution and every run, in one SQLite file.
+
+It serves two purposes. For people, it is the record of what the agent did (any SQLite client or
+sqlite-utils can query it). For the graph, it is the memo that makes nodes idempotent: LangGraph re-runs
+an interrupted node from its start, and the node then finds its finished model answers and script results
+here instead of paying for them again. A finished entry is never written twice; a reuse bumps its
+`reused` counter, so tests (and users) can see that nothing was redone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+MODEL_CALLS = "model_calls"
+EXECUTIONS = "executions"
+RUNS = "runs"
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Journal:
+    """Thread-safe access to the journal database (lanes write from parallel graph branches)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self.db = sqlite_utils.Database(str(self.path), recreate=False)
+        self.db.conn.execute("PRAGMA journal_mode=WAL")
+        self.db.conn.execute("PRAGMA busy_timeout=30000")
+        self._ensure_tables()
+
+    def _ensure_tables(self) -> None:
+        with self._lock:
+            self.db[MODEL_CALLS].create(
+                {
+                    "id": int, "run_id": str, "node": str, "role": str, "model": str,
+                    "call_key": str, "prompt_sha": str, "prompt": str, "answer": str,
+                    "tokens_in": int, "tokens_out": int, "latency_s": float,
+                    "created_at": float, "reused": int,
+                },
+                pk="id", if_not_exists=True,
+            )
+            self.db[EXECUTIONS].create(
+                {
+                    "id": int, "run_id": str, "lane": int, "exec_key": str, "code_sha": str,
+                    "code_path": str, "status": str, "score": float, "duration_s": float,
+                    "result": str, "created_at": float, "reused": int,
+                },
+                pk="id", if_not_exists=True,
+            )
+            self.db[RUNS].create(
+                {
+                    "run_id": str, "task": str, "task_dir": str, "workspace": str, "status": str,
+                    "started_at": float, "updated_at": float, "best_score": float,
+                    "submission": str, "context": str, "stop_reason": str,
+                },
+                pk="run_id", if_not_exists=True,
+            )
+            self.db[MODEL_CALLS].create_index(["run_id", "call_key", "prompt_sha"], if_not_exists=True)
+            self.db[EXECUTIONS].create_index(["run_id", "exec_key", "code_sha"], if_not_exists=True)
+
+    # -- model calls ---------------------------------------------------------------------------
+
+    def find_answer(self, run_id: str, call_key: str, prompt_sha: str) -> str | None:
+        """A finished answer to exactly this prompt at this call site, marking it reused."""
+        with self._lock:
+            rows = list(self.db[MODEL_CALLS].rows_where(
+                "run_id = ? and call_key = ? and prompt_sha = ?", [run_id, call_key, prompt_sha],
+                order_by="id", limit=1))
+            if not rows:
+                return None
+            self.db[MODEL_CALLS].update(rows[0]["id"], {"reused": rows[0]["reused"] + 1})
+            return rows[0]["answer"]
+
+    def record_answer(self, *, run_id: str, node: str, role: str, model: str, call_key: str,
+                      prompt: str, answer: str, tokens_in: int, tokens_out: int,
+                      latency_s: float) -> None:
+        with self._lock:
+            self.db[MODEL_CALLS].insert({
+                "run_id": run_id, "node": node, "role": role, "model": model,
+                "call_key": call_key, "prompt_sha": sha256_text(prompt), "prompt": prompt,
+                "answer": answer, "tokens_in": tokens_in, "tokens_out": tokens_out,
+                "latency_s": round(latency_s, 3), "created_at": time.time(), "reused": 0,
+            })
+
+    # -- script executions ---------------------------------------------------------------------
+
+    def find_execution(self, run_id: str, exec_key: str, code_sha: str) -> dict | None:
+        with self._lock:
+            rows = list(self.db[EXECUTIONS].rows_where(
+                "run_id = ? and exec_key = ? and code_sha = ?", [run_id, exec_key, code_sha],
+                order_by="id", limit=1))
+            if not rows:
+                return None
+            self.db[EXECUTIONS].update(rows[0]["id"], {"reused": rows[0]["reused"] + 1})
+            return json.loads(rows[0]["result"])
+
+    def record_execution(self, *, run_id: str, lane: int, exec_key: str, code: str,
+                         code_path: str, result: dict) -> None:
+        with self._lock:
+            self.db[EXECUTIONS].insert({
+                "run_id": run_id, "lane": lane, "exec_key": exec_key, "code_sha": sha256_text(code),
+                "code_path": code_path, "status": result["status"], "score": result.get("score"),
+                "duration_s": result.get("duration_s"), "result": json.dumps(result),
+                "created_at": time.time(), "reused": 0,
+            })
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def upsert_run(self, run_id: str, **fields: Any) -> None:
+        with self._lock:
+            fields = {k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in fields.items()}
+            existing = self.db[RUNS].count_where("run_id = ?", [run_id])
+            if existing:
+                self.db[RUNS].update(run_id, {**fields, "updated_at": time.time()})
+            else:
+                self.db[RUNS].insert({"run_id": run_id, "started_at": time.time(),
+                                      "updated_at": time.time(), **fields})
+
+    def get_run(self, run_id: str) -> dict | None:
+        with self._lock:
+            rows = list(self.db[RUNS].rows_where("run_id = ?", [run_id]))
+        return rows[0] if rows else None
+
+    def runs(self) -> list[dict]:
+        with self._lock:
+            return list(self.db[RUNS].rows_where(order_by="started_at"))
+
+    def usage(self, run_id: str) -> dict:
+        """Totals for one run: model calls, tokens, inference and script time."""
+        with self._lock:
+            calls = self.db.execute(
+                f"select count(*), coalesce(sum(tokens_in),0), coalesce(sum(tokens_out),0), "
+                f"coalesce(sum(latency_s),0), coalesce(sum(reused),0) from {MODEL_CALLS} where run_id = ?",
+                [run_id]).fetchone()
+            execs = self.db.execute(
+                f"select count(*), coalesce(sum(duration_s),0), coalesce(sum(reused),0), "
+                f"coalesce(sum(status = 'ok' and score is not null),0) from {EXECUTIONS} where run_id = ?",
+                [run_id]).fetchone()
+        return {
+            "model_calls": calls[0], "tokens_in": calls[1], "tokens_out": calls[2],
+            "inference_s": round(calls[3], 1), "answers_reused": calls[4],
+            "executions": execs[0], "script_s": round(execs[1], 1), "executions_reused": execs[2],
+            "executions_scored": execs[3],
+        }
+
+
+@lru_cache(maxsize=8)
+def open_journal(path: str) -> Journal:
+    """One Journal per database file and process."""
+    return Journal(path)

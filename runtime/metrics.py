@@ -1,0 +1,366 @@
+"""Evaluation metrics: a registry, detection from a task description, and scoring.
+
+Every metric scores plain arrays (``Metric.fn(y_true, y_pred)``); ``score_submission`` first
+aligns a submission with the hidden answers by id and converts both to those arrays.
+
+Labels are compared through ``label_keys`` so that ``1``, ``1.0`` and ``"1"`` are the same
+class: CSV round trips turn integer labels into floats or strings all the time, and a grader that
+calls such a submission wrong would mislead the agent.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import cohen_kappa_score, f1_score, r2_score, roc_auc_score
+
+#: Probabilities are clipped to [EPS, 1 - EPS] before taking logs (the usual Kaggle convention).
+EPS = 1e-15
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    lower_is_better: bool
+    task_type: str  # "classification" | "regression"
+    needs: str  # what the submission holds: "label" | "probability" | "value"
+    fn: Callable[..., float]  # fn(y_true, y_pred) or, for class probabilities, fn(y_true, y_pred, labels)
+    description: str
+    nonnegative: bool = False  # predictions must be >= 0 (e.g. rmsle takes log1p)
+
+
+# ---------------------------------------------------------------------------------------------
+# label helpers
+
+
+def label_keys(values: Sequence | pd.Series | np.ndarray) -> np.ndarray:
+    """Canonical string form of labels or ids: integral numbers lose their ``.0``, text is stripped."""
+    series = pd.Series(values, dtype=object).reset_index(drop=True)
+    numeric = pd.to_numeric(series, errors="coerce")
+    out = []
+    for raw, num in zip(series, numeric):
+        if isinstance(raw, (bool, np.bool_)):
+            out.append(str(bool(raw)).lower())
+        elif pd.notna(num) and math.isfinite(num) and float(num).is_integer():
+            out.append(str(int(num)))
+        elif pd.notna(num):
+            out.append(repr(float(num)))
+        elif raw is None or (isinstance(raw, float) and math.isnan(raw)):
+            out.append("")
+        else:
+            out.append(str(raw).strip())
+    return np.array(out, dtype=object)
+
+
+def sort_labels(keys: Sequence[str]) -> list[str]:
+    """Numeric labels in numeric order, otherwise alphabetical."""
+    unique = sorted(set(keys))
+    try:
+        return sorted(unique, key=float)
+    except ValueError:
+        return unique
+
+
+def positive_label(keys: Sequence[str]) -> str:
+    """The class a binary probability refers to: 1 / true / yes, else the last in sorted order."""
+    labels = sort_labels(keys)
+    for candidate in ("1", "true", "yes", "True", "Yes"):
+        if candidate in labels:
+            return candidate
+    return labels[-1]
+
+
+def _binary_targets(y_true: np.ndarray) -> np.ndarray:
+    keys = label_keys(y_true)
+    if len(set(keys)) > 2:
+        raise ValueError(f"expected a binary target, got {len(set(keys))} classes")
+    return (keys == positive_label(keys)).astype(float)
+
+
+def _as_float(values: np.ndarray) -> np.ndarray:
+    return np.asarray(pd.to_numeric(pd.Series(np.ravel(values)), errors="raise"), dtype=float)
+
+
+# ---------------------------------------------------------------------------------------------
+# metric functions: fn(y_true, y_pred) -> float. y_pred is 2-D only for class probabilities (auc,
+# logloss), whose column labels are passed as ``labels`` (default: sorted truth labels).
+
+
+def _accuracy(y_true, y_pred) -> float:
+    return float(np.mean(label_keys(y_true) == label_keys(y_pred)))
+
+
+def _f1(y_true, y_pred) -> float:
+    true, pred = label_keys(y_true), label_keys(y_pred)
+    if len(set(true)) > 2:
+        raise ValueError("f1 is the binary F1; use f1_macro for more than two classes")
+    return float(f1_score(true, pred, pos_label=positive_label(true), average="binary", zero_division=0))
+
+
+def _f1_macro(y_true, y_pred) -> float:
+    return float(f1_score(label_keys(y_true), label_keys(y_pred), average="macro", zero_division=0))
+
+
+def _qwk(y_true, y_pred) -> float:
+    return float(cohen_kappa_score(label_keys(y_true), label_keys(y_pred), weights="quadratic"))
+
+
+def _class_matrix(y_true, y_pred, labels) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Truth keys, row-normalised clipped probabilities and their column labels (2-D predictions)."""
+    keys = label_keys(y_true)
+    labels = list(label_keys(labels)) if labels is not None else sort_labels(keys)
+    unknown = sorted(set(keys) - set(labels))
+    if unknown:
+        raise ValueError(f"true classes without a probability column: {unknown}")
+    probs = np.clip(np.asarray(y_pred, dtype=float), EPS, 1.0)
+    return keys, probs / probs.sum(axis=1, keepdims=True), labels
+
+
+def _auc(y_true, y_pred, labels=None) -> float:
+    pred = np.asarray(y_pred)
+    if pred.ndim == 2:  # one-vs-rest over the classes present in the truth
+        keys, probs, labels = _class_matrix(y_true, pred, labels)
+        present = [i for i, label in enumerate(labels) if label in set(keys)]
+        probs = probs[:, present] / probs[:, present].sum(axis=1, keepdims=True)
+        names = [labels[i] for i in present]
+        if len(names) == 2:
+            return float(roc_auc_score(keys == names[1], probs[:, 1]))
+        return float(roc_auc_score(keys, probs, multi_class="ovr", labels=names))
+    return float(roc_auc_score(_binary_targets(y_true), _as_float(pred)))
+
+
+def _logloss(y_true, y_pred, labels=None) -> float:
+    pred = np.asarray(y_pred)
+    if pred.ndim == 2:
+        keys, probs, labels = _class_matrix(y_true, pred, labels)
+        index = np.array([labels.index(k) for k in keys])
+        return float(-np.mean(np.log(probs[np.arange(len(keys)), index])))
+    truth = _binary_targets(y_true)
+    p = np.clip(_as_float(pred), EPS, 1 - EPS)
+    return float(-np.mean(truth * np.log(p) + (1 - truth) * np.log(1 - p)))
+
+
+def _mse(y_true, y_pred) -> float:
+    return float(np.mean((_as_float(y_true) - _as_float(y_pred)) ** 2))
+
+
+def _rmse(y_true, y_pred) -> float:
+    return math.sqrt(_mse(y_true, y_pred))
+
+
+def _mae(y_true, y_pred) -> float:
+    return float(np.mean(np.abs(_as_float(y_true) - _as_float(y_pred))))
+
+
+def _r2(y_true, y_pred) -> float:
+    return float(r2_score(_as_float(y_true), _as_float(y_pred)))
+
+
+def _rmsle(y_true, y_pred) -> float:
+    true, pred = _as_float(y_true), _as_float(y_pred)
+    if (true < 0).any() or (pred < 0).any():
+        raise ValueError("rmsle is undefined for negative values")
+    return math.sqrt(float(np.mean((np.log1p(pred) - np.log1p(true)) ** 2)))
+
+
+def _mape(y_true, y_pred) -> float:
+    true, pred = _as_float(y_true), _as_float(y_pred)
+    if (true == 0).any():
+        raise ValueError("mape is undefined when a true value is 0")
+    return float(np.mean(np.abs((true - pred) / true)))
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("accuracy", False, "classification", "label", _accuracy, "fraction of correct labels"),
+        Metric("f1", False, "classification", "label", _f1, "binary F1 of the positive class"),
+        Metric("f1_macro", False, "classification", "label", _f1_macro, "unweighted mean of per-class F1"),
+        Metric("qwk", False, "classification", "label", _qwk, "quadratic weighted Cohen's kappa"),
+        Metric("auc", False, "classification", "probability", _auc, "area under the ROC curve"),
+        Metric("logloss", True, "classification", "probability", _logloss, "binary or multi-class log loss"),
+        Metric("mse", True, "regression", "value", _mse, "mean squared error"),
+        Metric("rmse", True, "regression", "value", _rmse, "root mean squared error"),
+        Metric("mae", True, "regression", "value", _mae, "mean absolute error"),
+        Metric("r2", False, "regression", "value", _r2, "coefficient of determination"),
+        Metric("rmsle", True, "regression", "value", _rmsle, "root mean squared log error", nonnegative=True),
+        Metric("mape", True, "regression", "value", _mape, "mean absolute percentage error (fraction)"),
+    )
+}
+
+# ---------------------------------------------------------------------------------------------
+# detection from text
+
+#: Phrases (regular expressions, matched case-insensitively on word boundaries) naming each metric.
+#: Overlaps are resolved by keeping the longest match, so "root mean squared error" is rmse even
+#: though it contains "mean squared error".
+ALIASES: dict[str, tuple[str, ...]] = {
+    "accuracy": (r"accuracy", r"classification accuracy", r"fraction of correct(?:ly classified)?\w*"),
+    "f1": (r"f1", r"f1[- ]score", r"f[- ]score", r"f[- ]measure", r"binary f1"),
+    "f1_macro": (r"macro[- ]?(?:averaged )?f1(?:[- ]score)?", r"f1[- ]macro", r"mean f1(?:[- ]score)?"),
+    "qwk": (r"quadratic(?:ally)? weighted (?:cohen'?s )?kappa", r"qwk"),
+    "auc": (
+        r"auc", r"roc[- _]auc", r"auc[- ]roc", r"roc curve", r"area under (?:the )?(?:roc )?curve",
+        r"area under (?:the )?roc curve", r"area under (?:the )?receiver operating characteristic(?: curve)?",
+    ),
+    "logloss": (
+        r"log[- _]?loss", r"logarithmic loss", r"(?:binary |categorical |multi-?class )?cross[- ]entropy",
+        r"multi-?class (?:log[- ]?loss|logarithmic loss)", r"negative log[- ]likelihood",
+    ),
+    "mse": (r"mse", r"mean squared error", r"mean square error"),
+    "rmse": (r"rmse", r"root[- ]mean[- ]squared?[- ]error", r"root of (?:the )?mean squared error"),
+    "mae": (r"mae", r"mean absolute error"),
+    "r2": (r"r2", r"r\^2", r"r²", r"r-squared", r"coefficient of determination"),
+    "rmsle": (r"rmsle", r"root[- ]mean[- ]squared?[- ]log(?:arithmic)?[- ]error"),
+    "mape": (r"mape", r"mean absolute percentage error"),
+}
+
+_ALIAS_RES: list[tuple[str, re.Pattern]] = [
+    (name, re.compile(r"(?<![\w^])" + pattern + r"(?![\w^²])", re.IGNORECASE))
+    for name, patterns in ALIASES.items()
+    for pattern in patterns
+]
+
+_LOWER_WORDS = re.compile(
+    r"\b(?:lower|smaller|less) (?:(?:score|value)s? )?(?:is|are) better\b|\bminimi[sz]e\b|\bthe lower the better\b",
+    re.IGNORECASE,
+)
+_HIGHER_WORDS = re.compile(
+    r"\b(?:higher|larger|greater|bigger) (?:(?:score|value)s? )?(?:is|are) better\b|\bmaximi[sz]e\b|"
+    r"\bthe higher the better\b",
+    re.IGNORECASE,
+)
+_HEADING = re.compile(r"^(#{1,6})\s*(.+?)\s*#*\s*$", re.MULTILINE)
+_EVAL_HEADING = re.compile(r"evaluat|metric|scor", re.IGNORECASE)
+
+
+def evaluation_section(text: str) -> str | None:
+    """The body of the first markdown section whose heading mentions evaluation/metric/scoring."""
+    headings = list(_HEADING.finditer(text))
+    for i, heading in enumerate(headings):
+        if not _EVAL_HEADING.search(heading.group(2)):
+            continue
+        level = len(heading.group(1))
+        end = len(text)
+        for later in headings[i + 1 :]:
+            if len(later.group(1)) <= level:
+                end = later.start()
+                break
+        return text[heading.end() : end]
+    return None
+
+
+def find_metric_mentions(text: str) -> list[tuple[int, str]]:
+    """(position, metric) of every metric phrase in ``text``, dropping matches inside longer ones."""
+    matches = [(m.start(), m.end(), name) for name, rx in _ALIAS_RES for m in rx.finditer(text)]
+    kept = [
+        (start, name)
+        for start, end, name in matches
+        if not any(s <= start and end <= e and (e - s) > (end - start) for s, e, _ in matches)
+    ]
+    return sorted(set(kept))
+
+
+def detect_direction(text: str) -> bool | None:
+    """True for "lower is better", False for "higher is better", None when absent or contradictory."""
+    lower, higher = bool(_LOWER_WORDS.search(text)), bool(_HIGHER_WORDS.search(text))
+    if lower == higher:
+        return None
+    return lower
+
+
+def detect_metric(text: str) -> tuple[str, bool] | None:
+    """Metric and lower_is_better named by a task description, or None when it is unclear.
+
+    The evaluation section (if the text has one) is searched first, then the whole text; the
+    first metric phrase wins. The direction always comes from the registry, but if the text
+    explicitly states the opposite direction the description is treated as ambiguous (None),
+    because a wrong direction would make the agent optimise the wrong way.
+    """
+    section = evaluation_section(text)
+    for scope in (section, text):
+        if not scope:
+            continue
+        mentions = find_metric_mentions(scope)
+        if not mentions:
+            continue
+        name = mentions[0][1]
+        lower = METRICS[name].lower_is_better
+        stated = detect_direction(scope)
+        if stated is not None and stated != lower:
+            return None
+        return name, lower
+    return None
+
+
+def resolve_metric_name(name: str) -> str | None:
+    """Registry key for a metric name or alias ("roc_auc", "RMSE", "log loss"...), else None."""
+    cleaned = str(name).strip().lower()
+    if cleaned in METRICS:
+        return cleaned
+    spaced = re.sub(r"[_\s]+", " ", cleaned)
+    for metric, rx in _ALIAS_RES:
+        if rx.fullmatch(spaced) or rx.fullmatch(cleaned):
+            return metric
+    extra = {"roc_auc": "auc", "neg_log_loss": "logloss", "root_mean_squared_error": "rmse",
+             "mean_absolute_error": "mae", "mean_squared_error": "mse", "f1_score": "f1"}
+    return extra.get(cleaned)
+
+
+# ---------------------------------------------------------------------------------------------
+# scoring a submission against answers
+
+
+def score(metric: str, y_true, y_pred, labels: Sequence[str] | None = None) -> float:
+    """Score aligned arrays with a registry metric; ``labels`` names the columns of a 2-D y_pred."""
+    fn = METRICS[metric].fn
+    pred = np.asarray(y_pred)
+    if pred.ndim == 2:
+        if metric not in ("auc", "logloss"):
+            raise ValueError(f"{metric} takes one prediction per row, not class probabilities")
+        return fn(np.asarray(y_true), pred, labels)
+    return fn(np.asarray(y_true), pred)
+
+
+def score_submission(
+    metric: str,
+    answers: pd.DataFrame,
+    submission: pd.DataFrame,
+    id_column: str,
+    target: str,
+    target_columns: Sequence[str],
+) -> float:
+    """Score ``submission`` against ``answers`` after aligning their rows by id.
+
+    ``answers`` holds the id and either the ``target`` column (labels or values) or, for a
+    class-probability layout, one-hot ``target_columns``. Raises ValueError if ids differ or
+    the values cannot be scored.
+    """
+    answer_ids = label_keys(answers[id_column])
+    sub_ids = label_keys(submission[id_column])
+    if set(answer_ids) != set(sub_ids) or len(sub_ids) != len(set(sub_ids)) or len(sub_ids) != len(answer_ids):
+        raise ValueError("submission ids do not match the answer ids one to one")
+    order = pd.Series(range(len(sub_ids)), index=sub_ids)[answer_ids].to_numpy()
+    aligned = submission.iloc[order].reset_index(drop=True)
+    truth = _answer_labels(answers.reset_index(drop=True), target, target_columns)
+    columns = list(target_columns)
+    if len(columns) > 1:
+        return score(metric, truth, aligned[columns].to_numpy(dtype=float), labels=columns)
+    return score(metric, truth, aligned[columns[0]].to_numpy())
+
+
+def _answer_labels(answers: pd.DataFrame, target: str, target_columns: Sequence[str]) -> np.ndarray:
+    if target in answers.columns:
+        return answers[target].to_numpy()
+    columns = list(target_columns)
+    if len(columns) == 1 and columns[0] in answers.columns:
+        return answers[columns[0]].to_numpy()
+    if len(columns) > 1 and all(c in answers.columns for c in columns):
+        onehot = answers[columns].to_numpy(dtype=float)
+        return np.array(columns, dtype=object)[onehot.argmax(axis=1)]
+    raise ValueError(f"answers have neither the target column {target!r} nor the columns {columns}")

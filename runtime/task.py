@@ -1,0 +1,599 @@
+"""Load a Kaggle-style task folder, summarise its data, and validate and grade submissions.
+
+A task folder looks like::
+
+    <root>/task.json                 optional metadata (target, id, metric, lower_is_better, kind, classes)
+    <root>/public/description.md     what the agent sees (or the files directly in <root>)
+    <root>/public/train.csv, test.csv, sample_submission.csv
+    <root>/private/answers.csv       hidden answers, used only for grading
+
+Whatever task.json does not say is inferred from the files and the description; every failure is
+a ``TaskError`` whose message names the problem and how to fix it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from prompts.task import METRIC_QUESTION
+from runtime import metrics
+
+DESCRIPTION_FILES = ("description.md", "task_description.txt", "description.txt")
+SAMPLE_SUBMISSION_FILES = ("sample_submission.csv", "sampleSubmission.csv", "sample_submission.CSV")
+KINDS = ("binary", "multiclass", "regression", "timeseries", "text")
+PREDICTIONS = ("label", "probability", "class_probabilities", "value")
+METADATA_FILE = "task.json"
+#: Never listed as data even when the agent sees the task root itself (no public/ folder).
+HIDDEN_FILES = (METADATA_FILE, "answers.csv")
+
+_TASK_JSON_FIX = 'add task.json to the task folder with "metric" set to one of: {known}'
+
+
+class TaskError(ValueError):
+    """A task folder cannot be used as is; the message says what is wrong and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    root: str
+    data_dir: str
+    description: str
+    data_files: tuple[str, ...]
+    train_file: str
+    test_file: str
+    sample_submission_file: str
+    id_column: str
+    target: str
+    target_columns: tuple[str, ...]
+    classes: tuple[str, ...] | None
+    metric: str
+    lower_is_better: bool
+    kind: str
+    prediction: str
+    answers_path: str | None
+
+    def path(self, file_name: str) -> str:
+        """Absolute path of a file the agent sees."""
+        return os.path.join(self.data_dir, file_name)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for key, value in d.items():
+            if isinstance(value, tuple):
+                d[key] = list(value)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Task":
+        names = {f.name for f in fields(cls)}
+        missing = names - set(d)
+        if missing:
+            raise TaskError(f"Task dict lacks {sorted(missing)}: pass a dict produced by Task.to_dict()")
+        values = {k: v for k, v in d.items() if k in names}
+        for key in ("data_files", "target_columns", "classes"):
+            if values[key] is not None:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+
+def load_task(path: str | os.PathLike, ask_model: Callable[[str], str] | None = None) -> Task:
+    """Read a task folder; ``ask_model(prompt) -> text`` is consulted only when the metric is unclear."""
+    root = _check_root(path)
+    data_dir = os.path.join(root, "public") if os.path.isdir(os.path.join(root, "public")) else root
+    meta = _read_metadata(root)
+    description = _read_description(root, data_dir)
+    train_file = _require_file(data_dir, "train.csv", "add the training data (features and the target column)")
+    test_file = _require_file(data_dir, "test.csv", "add the test data (the rows to predict, without the target)")
+    sample_file = _find_sample_submission(data_dir)
+    train = read_csv(os.path.join(data_dir, train_file))
+    test = read_csv(os.path.join(data_dir, test_file))
+    sample = read_csv(os.path.join(data_dir, sample_file))
+
+    id_column = _id_column(meta, sample, test, sample_file, test_file)
+    target_columns = tuple(c for c in sample.columns if c != id_column)
+    if not target_columns:
+        raise TaskError(
+            f"{sample_file} has only the id column {id_column!r}: add the prediction column(s) after the id"
+        )
+    target = _target(meta, train, test, id_column, target_columns)
+    metric, lower_is_better = _metric(meta, description, target_columns, ask_model)
+    classification = metrics.METRICS[metric].task_type == "classification" or len(target_columns) > 1
+    classes = _classes(meta, train[target], target_columns, classification)
+    kind = _kind(meta, train, target, id_column, classification, classes)
+    prediction = _prediction(target_columns, metric, classification, classes)
+    answers = os.path.join(root, "private", "answers.csv")
+    return Task(
+        name=str(meta.get("name") or os.path.basename(root.rstrip(os.sep))),
+        root=root,
+        data_dir=data_dir,
+        description=description,
+        data_files=_data_files(data_dir),
+        train_file=train_file,
+        test_file=test_file,
+        sample_submission_file=sample_file,
+        id_column=id_column,
+        target=target,
+        target_columns=target_columns,
+        classes=classes,
+        metric=metric,
+        lower_is_better=lower_is_better,
+        kind=kind,
+        prediction=prediction,
+        answers_path=answers if os.path.isfile(answers) else None,
+    )
+
+
+def read_csv(path: str) -> pd.DataFrame:
+    """Read a CSV, turning any parser failure or an empty table into a TaskError naming the file."""
+    name = os.path.basename(path)
+    try:
+        df = pd.read_csv(path, low_memory=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TaskError(f"Cannot read {path}: {reason}. Fix: make {name} a comma-separated file with a header row")
+    if df.empty:
+        raise TaskError(f"{path} has a header but no rows: add the data rows to {name}")
+    return df
+
+
+def _check_root(path: str | os.PathLike) -> str:
+    root = os.path.abspath(os.fspath(path))
+    if not os.path.exists(root):
+        raise TaskError(f"Task folder {root} does not exist: check the path (it should be the folder holding train.csv)")
+    if not os.path.isdir(root):
+        raise TaskError(f"Task path {root} is not a directory: pass the folder that holds train.csv, test.csv, ...")
+    if not [n for n in os.listdir(root) if not n.startswith(".")]:
+        raise TaskError(
+            f"Task folder {root} is empty: put description.md, train.csv, test.csv and sample_submission.csv in it"
+        )
+    return root
+
+
+def _read_metadata(root: str) -> dict:
+    path = os.path.join(root, METADATA_FILE)
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise TaskError(f"Cannot read {path}: {e}. Fix: make it a JSON object or delete it to infer everything")
+    if not isinstance(meta, dict):
+        raise TaskError(f"{path} holds a {type(meta).__name__}, not an object: write it as {{\"target\": ..., ...}}")
+    return meta
+
+
+def _read_description(root: str, data_dir: str) -> str:
+    for folder in dict.fromkeys((data_dir, root)):
+        for name in DESCRIPTION_FILES:
+            path = os.path.join(folder, name)
+            if os.path.isfile(path):
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    text = f.read().strip()
+                if not text:
+                    raise TaskError(f"{path} is empty: describe the task, its target and its evaluation metric")
+                return text
+    raise TaskError(
+        f"Task folder {root} has no description: add description.md (or task_description.txt) to {data_dir} "
+        "saying what to predict and how submissions are scored"
+    )
+
+
+def _require_file(data_dir: str, name: str, what: str) -> str:
+    if not os.path.isfile(os.path.join(data_dir, name)):
+        raise TaskError(f"Task folder {data_dir} has no {name}: {what}, as {name}")
+    return name
+
+
+def _find_sample_submission(data_dir: str) -> str:
+    for name in SAMPLE_SUBMISSION_FILES:
+        if os.path.isfile(os.path.join(data_dir, name)):
+            return name
+    candidates = sorted(n for n in os.listdir(data_dir) if re.search(r"sample.?submission.*\.csv$", n, re.I))
+    if candidates:
+        return candidates[0]
+    raise TaskError(
+        f"Task folder {data_dir} has no sample_submission.csv: add a sample submission (a header with the id "
+        "column then the prediction columns, and one row per test id)"
+    )
+
+
+def _id_column(meta: dict, sample: pd.DataFrame, test: pd.DataFrame, sample_file: str, test_file: str) -> str:
+    id_column = str(meta.get("id") or sample.columns[0])
+    if id_column not in sample.columns:
+        raise TaskError(
+            f"The id column {id_column!r} from task.json is not in {sample_file} (columns {list(sample.columns)}): "
+            'fix "id" in task.json'
+        )
+    if id_column not in test.columns:
+        raise TaskError(
+            f"The sample submission's id column {id_column!r} is not in {test_file} (columns "
+            f"{list(test.columns)[:20]}): add it to {test_file} or make it the first column of {sample_file}"
+        )
+    return id_column
+
+
+def _target(meta: dict, train: pd.DataFrame, test: pd.DataFrame, id_column: str, target_columns: tuple) -> str:
+    if meta.get("target"):
+        target = str(meta["target"])
+        if target not in train.columns:
+            raise TaskError(
+                f"The target {target!r} from task.json is not a column of train.csv ({list(train.columns)[:20]}): "
+                'fix "target" in task.json'
+            )
+        return target
+    if len(target_columns) == 1 and target_columns[0] in train.columns:
+        return target_columns[0]
+    absent = [c for c in train.columns if c not in test.columns and c != id_column]
+    if len(absent) == 1:
+        return absent[0]
+    raise TaskError(
+        f"Target not found: the submission columns {list(target_columns)} are not in train.csv and the train "
+        f"columns absent from test.csv are {absent}. Fix: add task.json with \"target\" naming the train column "
+        "to predict"
+    )
+
+
+def _known_metrics() -> str:
+    return ", ".join(metrics.METRICS)
+
+
+def _metric(
+    meta: dict, description: str, target_columns: tuple, ask_model: Callable[[str], str] | None
+) -> tuple[str, bool]:
+    if meta.get("metric"):
+        metric = metrics.resolve_metric_name(meta["metric"])
+        if metric is None:
+            raise TaskError(
+                f"Unknown metric {meta['metric']!r} in task.json: set \"metric\" to one of: {_known_metrics()}"
+            )
+        lower = metrics.METRICS[metric].lower_is_better
+        stated = meta.get("lower_is_better")
+        if stated is not None and bool(stated) != lower:
+            raise TaskError(
+                f"task.json says lower_is_better={stated} but {metric} is {'lower' if lower else 'higher'}-is-better: "
+                f'fix "lower_is_better" (or remove it) in task.json'
+            )
+        return metric, lower
+    detected = metrics.detect_metric(description)
+    if detected:
+        return detected
+    if ask_model is None:
+        raise TaskError(
+            "The description names no recognisable evaluation metric and no model was given to ask: "
+            + _TASK_JSON_FIX.format(known=_known_metrics())
+        )
+    return _ask_metric(description, target_columns, ask_model)
+
+
+def _ask_metric(description: str, target_columns: tuple, ask_model: Callable[[str], str]) -> tuple[str, bool]:
+    prompt = METRIC_QUESTION.format(
+        description=description[:6000],
+        known_metrics="\n".join(f"{m.name}: {m.description}" for m in metrics.METRICS.values()),
+        target_columns=", ".join(target_columns),
+    )
+    try:
+        answer = ask_model(prompt)
+    except Exception as e:  # the model backend's own errors: report them with the way out
+        raise TaskError(f"Asking the model for the metric failed ({e}): " + _TASK_JSON_FIX.format(known=_known_metrics())) from e
+    parsed = parse_json_object(str(answer))
+    name = metrics.resolve_metric_name(parsed.get("metric", "")) if parsed else None
+    if name is None:
+        raise TaskError(
+            f"The model could not name a known metric (answer: {str(answer)[:200]!r}): "
+            + _TASK_JSON_FIX.format(known=_known_metrics())
+        )
+    # The direction is a property of the metric; the model's lower_is_better is not trusted over it.
+    return name, metrics.METRICS[name].lower_is_better
+
+
+def parse_json_object(text: str) -> dict | None:
+    """The first JSON object in ``text`` (code fences and surrounding prose are ignored), else None."""
+    decoder = json.JSONDecoder()
+    for match in re.finditer(r"\{", text):
+        try:
+            value, _ = decoder.raw_decode(text, match.start())
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def _classes(meta: dict, target: pd.Series, target_columns: tuple, classification: bool) -> tuple[str, ...] | None:
+    """Class labels as strings: task.json's, else the probability columns, else the train labels."""
+    if meta.get("classes"):
+        classes = tuple(str(c) for c in meta["classes"])
+        if len(target_columns) > 1 and set(classes) != set(target_columns):
+            raise TaskError(
+                f"task.json classes {list(classes)} differ from the sample submission columns "
+                f"{list(target_columns)}: make \"classes\" list exactly the probability columns"
+            )
+        return classes
+    if len(target_columns) > 1:
+        return tuple(target_columns)
+    if not classification:
+        return None
+    return tuple(metrics.sort_labels(metrics.label_keys(target.dropna())))
+
+
+def _kind(
+    meta: dict, train: pd.DataFrame, target: str, id_column: str, classification: bool, classes: tuple | None
+) -> str:
+    if meta.get("kind"):
+        kind = str(meta["kind"])
+        if kind not in KINDS:
+            raise TaskError(f"Unknown kind {kind!r} in task.json: use one of {', '.join(KINDS)} or remove it")
+        return kind
+    features = train.drop(columns=[c for c in (target, id_column) if c in train.columns])
+    if not classification and date_columns(features):
+        return "timeseries"
+    if text_columns(features):
+        return "text"
+    if not classification:
+        return "regression"
+    return "binary" if classes is not None and len(classes) <= 2 else "multiclass"
+
+
+def _prediction(target_columns: tuple, metric: str, classification: bool, classes: tuple | None) -> str:
+    if len(target_columns) > 1:
+        return "class_probabilities"
+    if not classification:
+        return "value"
+    binary = classes is not None and len(classes) <= 2
+    if metric in ("auc", "logloss") and binary:
+        return "probability"
+    return "label"
+
+
+def _data_files(data_dir: str) -> tuple[str, ...]:
+    """Top-level files the agent may read; metadata and answers are left out."""
+    return tuple(
+        sorted(
+            name
+            for name in os.listdir(data_dir)
+            if os.path.isfile(os.path.join(data_dir, name)) and not name.startswith(".") and name not in HIDDEN_FILES
+        )
+    )
+
+
+_DATE_RE = re.compile(
+    r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})"
+    r"([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|UTC|[+-]\d{2}:?\d{2})?\s*$"
+)
+
+
+def _is_text_dtype(column: pd.Series) -> bool:
+    """Object or string dtype (pandas 3 reads text as ``str``, older versions as ``object``)."""
+    return pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)
+
+
+def date_columns(df: pd.DataFrame, sample: int = 200) -> list[str]:
+    """Columns whose values (in a sample) are nearly all date or datetime strings."""
+    found = []
+    for column in df.columns:
+        if not _is_text_dtype(df[column]):
+            continue
+        values = df[column].dropna().astype(str).head(sample)
+        if len(values) and values.map(lambda v: bool(_DATE_RE.match(v))).mean() >= 0.95:
+            found.append(column)
+    return found
+
+
+def text_columns(df: pd.DataFrame, sample: int = 500) -> list[str]:
+    """Free-text columns: long (median >= 40 characters), multi-word (median >= 6 words), mostly unique."""
+    found = []
+    for column in df.columns:
+        if not _is_text_dtype(df[column]):
+            continue
+        values = df[column].dropna().astype(str).head(sample)
+        if len(values) < 2:
+            continue
+        if (
+            values.str.len().median() >= 40
+            and values.str.split().str.len().median() >= 6
+            and values.nunique() >= 0.5 * len(values)
+        ):
+            found.append(column)
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# summary for prompts
+
+
+def data_summary(task: Task, max_chars: int = 1500) -> str:
+    """Compact description of the data for prompts: shapes, the target, then one line per column."""
+    train = read_csv(task.path(task.train_file))
+    shapes = [f"{task.train_file} {train.shape[0]}x{train.shape[1]}"]
+    for name in (task.test_file, task.sample_submission_file):
+        df = read_csv(task.path(name))
+        shapes.append(f"{name} {df.shape[0]}x{df.shape[1]}")
+    direction = "lower" if task.lower_is_better else "higher"
+    lines = [
+        "Files: " + ", ".join(shapes),
+        f"Task: {task.kind}; target {task.target!r}; metric {task.metric} ({direction} is better); "
+        f"submit {task.id_column} + {_short_list(task.target_columns)} as {task.prediction}",
+        f"Target {task.target}: {_target_distribution(train[task.target], task.classes is not None)}",
+        "Train columns (dtype, % missing, examples):",
+    ]
+    features = train.drop(columns=[task.target])
+    dates, texts = set(date_columns(features)), set(text_columns(features))
+    column_lines = [_column_line(train[c], c in dates, c in texts, c == task.target) for c in train.columns]
+    return _fit_lines(lines, column_lines, max_chars)
+
+
+def _short_list(items: tuple[str, ...], limit: int = 6) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f", ... ({len(items)} columns)" if len(items) > limit else "")
+
+
+def _target_distribution(target: pd.Series, categorical: bool) -> str:
+    missing = target.isna().mean()
+    note = f"; {missing:.0%} missing" if missing else ""
+    if categorical:
+        shares = pd.Series(metrics.label_keys(target.dropna())).value_counts(normalize=True)
+        parts = [f"{label} {share:.1%}" for label, share in shares.head(8).items()]
+        more = f", ... ({len(shares)} classes)" if len(shares) > 8 else ""
+        return ", ".join(parts) + more + note
+    values = pd.to_numeric(target, errors="coerce").dropna()
+    q = values.quantile([0, 0.5, 1])
+    return (
+        f"mean {_fmt(values.mean())}, std {_fmt(values.std())}, min {_fmt(q[0])}, "
+        f"median {_fmt(q[0.5])}, max {_fmt(q[1])}{note}"
+    )
+
+
+def _column_line(column: pd.Series, is_date: bool, is_text: bool, is_target: bool) -> str:
+    tags = [t for t, on in (("target", is_target), ("date", is_date), ("free text", is_text)) if on]
+    tag = f" ({', '.join(tags)})" if tags else ""
+    examples = [_fmt(v) for v in column.dropna().unique()[:3]]
+    return (
+        f"- {column.name}{tag}: {column.dtype}, {column.isna().mean():.0%} missing, "
+        f"{column.nunique()} unique; e.g. {' | '.join(examples)}"
+    )
+
+
+def _fmt(value: Any, width: int = 24) -> str:
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.4g}"
+    text = str(value).replace("\n", " ")
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _fit_lines(head: list[str], columns: list[str], max_chars: int) -> str:
+    """Join the header and as many column lines as fit in ``max_chars``, noting how many were cut."""
+    out = list(head)
+    for i, line in enumerate(columns):
+        remaining = len(columns) - i
+        note = f"... and {remaining} more columns"
+        if len("\n".join(out + [line])) + (len(note) + 1 if remaining > 1 else 0) > max_chars:
+            out.append(note)
+            break
+        out.append(line)
+    text = "\n".join(out)
+    return text if len(text) <= max_chars else text[: max_chars - 3] + "..."
+
+
+# ---------------------------------------------------------------------------------------------
+# validation and grading
+
+
+def validate_submission(task: Task, submission_path: str | os.PathLike) -> list[str]:
+    """Problems that would make the submission unscorable or wrongly scored; [] means valid."""
+    path = os.fspath(submission_path)
+    if not os.path.isfile(path):
+        return [f"Submission file {path} does not exist: write the predictions to it"]
+    try:
+        submission = pd.read_csv(path, low_memory=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as e:
+        return [f"Submission file {path} cannot be read as CSV: {str(e).strip() or type(e).__name__}"]
+    sample = read_csv(task.path(task.sample_submission_file))
+    test = read_csv(task.path(task.test_file))
+
+    problems = []
+    expected = list(sample.columns)
+    if list(submission.columns) != expected:
+        problems.append(f"Columns are {list(submission.columns)[:20]} but must be exactly {expected} (in this order)")
+    if len(submission) != len(test):
+        problems.append(f"Has {len(submission)} rows but must have {len(test)} (one per {task.test_file} row)")
+    if task.id_column in submission.columns:
+        problems += _id_problems(submission[task.id_column], test[task.id_column], task.id_column)
+    for column in (c for c in task.target_columns if c in submission.columns):
+        problems += _value_problems(task, submission[column])
+    return problems
+
+
+def _id_problems(got: pd.Series, expected: pd.Series, id_column: str) -> list[str]:
+    got_keys, expected_keys = metrics.label_keys(got), metrics.label_keys(expected)
+    problems = []
+    duplicated = pd.Series(got_keys)[pd.Series(got_keys).duplicated()].unique()
+    if len(duplicated):
+        problems.append(f"{len(duplicated)} duplicated {id_column} values, e.g. {_examples(duplicated)}")
+    missing = sorted(set(expected_keys) - set(got_keys))
+    if missing:
+        problems.append(f"{len(missing)} test {id_column} values are missing, e.g. {_examples(missing)}")
+    extra = sorted(set(got_keys) - set(expected_keys))
+    if extra:
+        problems.append(f"{len(extra)} {id_column} values are not in the test set, e.g. {_examples(extra)}")
+    return problems
+
+
+def _value_problems(task: Task, column: pd.Series) -> list[str]:
+    name = column.name
+    if task.prediction == "label":
+        if column.isna().any():
+            return [f"{name} has {int(column.isna().sum())} empty (NaN) cells"]
+        if task.classes:
+            unknown = sorted(set(metrics.label_keys(column)) - set(task.classes))
+            if unknown:
+                return [f"{name} has labels outside the classes {list(task.classes)}: e.g. {_examples(unknown)}"]
+        return []
+    values = pd.to_numeric(column, errors="coerce")
+    problems = []
+    non_numeric = int((values.isna() & column.notna()).sum())
+    if non_numeric:
+        problems.append(f"{name} has {non_numeric} non-numeric cells, e.g. {_examples(column[values.isna() & column.notna()].unique())}")
+    if column.isna().any():
+        problems.append(f"{name} has {int(column.isna().sum())} empty (NaN) cells")
+    finite = values.dropna()
+    if np.isinf(finite).any():
+        problems.append(f"{name} has {int(np.isinf(finite).sum())} infinite cells")
+    finite = finite[np.isfinite(finite)]
+    if task.prediction in ("probability", "class_probabilities") and ((finite < 0) | (finite > 1)).any():
+        bad = finite[(finite < 0) | (finite > 1)]
+        problems.append(f"{name} has {len(bad)} probabilities outside [0, 1], e.g. {_examples(bad.unique())}")
+    if metrics.METRICS[task.metric].nonnegative and (finite < 0).any():
+        problems.append(f"{name} has {int((finite < 0).sum())} negative values, which {task.metric} cannot score")
+    return problems
+
+
+def _examples(values, limit: int = 3) -> str:
+    return ", ".join(_fmt(v) for v in list(values)[:limit])
+
+
+@dataclass
+class Grade:
+    valid: bool
+    problems: list[str]
+    score: float | None
+    metric: str
+    lower_is_better: bool
+
+
+def grade_submission(task: Task, submission_path: str | os.PathLike, answers_path: str | None = None) -> Grade:
+    """Validate, then score against the hidden answers when they exist (score None otherwise)."""
+    problems = validate_submission(task, submission_path)
+
+    def grade(score: float | None = None) -> Grade:
+        return Grade(not problems, problems, score, task.metric, task.lower_is_better)
+
+    answers_path = answers_path or task.answers_path
+    if problems or not answers_path or not os.path.isfile(answers_path):
+        return grade()
+    answers = read_csv(answers_path)
+    submission = pd.read_csv(os.fspath(submission_path), low_memory=False)
+    try:
+        value = metrics.score_submission(
+            task.metric, answers, submission, task.id_column, task.target, task.target_columns
+        )
+    except (ValueError, KeyError) as e:
+        problems.append(f"Cannot score with {task.metric}: {e}")
+        return grade()
+    if not math.isfinite(value):
+        problems.append(f"{task.metric} is not finite ({value})")
+        return grade()
+    return grade(value)

@@ -1,0 +1,93 @@
+"""A scripted chat model for graph tests: deterministic answers that are real, working code.
+
+It reads the job from the prompt ("## Job: ...") and answers the way a competent model would, reusing the
+code shown in the prompt: the first script is the catalog example (with a deliberate bug on the first
+try, so the debugger runs), a refinement rewrites the model's tree count, the submission script flips the
+example's SUBMIT flag. Scripts therefore really run and really score.
+
+Hooks for tests: `FAIL_ONCE` names call markers that raise once (a crash in the middle of a node).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from langchain_core.messages import BaseMessage
+
+BUG = "import definitely_not_a_module  # scripted bug\n"
+FENCE = re.compile(r"```(?:python)?\n(.*?)```", re.S)
+
+
+def code_blocks(text: str) -> list[str]:
+    return FENCE.findall(text)
+
+
+def fenced(code: str) -> str:
+    return f"Here is the script.\n```python\n{code}```\n"
+
+
+def maybe_crash(job: str) -> None:
+    """Raise once per marker file: lets a test crash a node mid-run and resume it."""
+    marker_dir = os.environ.get("SCRIPTED_CRASH_DIR")
+    if not marker_dir:
+        return
+    marker = Path(marker_dir) / re.sub(r"\W+", "_", job)
+    if marker.exists():
+        marker.unlink()
+        raise RuntimeError(f"scripted crash during {job!r}")
+
+
+def first_script(prompt: str) -> str:
+    return code_blocks(prompt)[0]
+
+
+def pick_line(code: str) -> str:
+    """A block to refine: the line that sets the model's number of trees or the model itself."""
+    for pattern in (r".*n_estimators.*", r".*model.*=.*", r".*=.*"):
+        for line in code.splitlines():
+            if re.fullmatch(pattern, line) and line.strip() and not line.lstrip().startswith("#"):
+                return line
+    return code.splitlines()[0]
+
+
+def tweak(block: str, attempt: int) -> str:
+    """Change the first integer literal in the block (e.g. the number of trees), a real edit."""
+    factor = 2 if attempt % 2 == 0 else 3
+    return re.sub(r"\b(\d{2,})\b", lambda m: str(int(m.group(1)) * factor // 2 + 1), block, count=1)
+
+
+def respond(messages: list[BaseMessage]) -> str:
+    human = [m.content for m in messages if m.type == "human"]
+    prompt, tries = human[0], len(human) - 1
+    job = prompt.splitlines()[0].removeprefix("## Job: ").strip()
+    maybe_crash(job)
+    if job == "pick model approaches":
+        keys = re.findall(r"^- (\w+):", prompt, re.M)
+        return json.dumps({"approaches": keys[:2]})
+    if job == "write a solution script":
+        code = first_script(prompt)
+        return fenced(code if "lightgbm" not in code.lower() else BUG + code)
+    if job == "fix a failing script":
+        return fenced(first_script(prompt).replace(BUG, ""))
+    if job in ("merge two solutions", "implement an ensemble", "ablation study"):
+        return fenced(first_script(prompt))
+    if job == "summarise an ablation study":
+        return "The model's capacity matters most; tuning the number of trees looks most promising."
+    if job == "choose a code block to improve":
+        if tries == 0:
+            return '{"code_block": "this text is not in the script", "plan": "x"}'  # exercises the re-ask
+        code = first_script(prompt)
+        return json.dumps({"code_block": pick_line(code), "plan": "Use more trees."})
+    if job == "rewrite a code block":
+        blocks = code_blocks(prompt)
+        return fenced(tweak(blocks[1], prompt.count("Plan:")) + "\n")
+    if job == "plan a new refinement":
+        return "Use fewer, deeper trees."
+    if job == "plan an ensemble":
+        return "Average the predicted probabilities of all solutions."
+    if job == "write the submission script":
+        return fenced(first_script(prompt).replace("SUBMIT = False", "SUBMIT = True"))
+    raise ValueError(f"scripted model got an unknown job: {job!r}")

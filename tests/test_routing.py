@@ -1,0 +1,57 @@
+"""The conditional edges: merge stops at the first non-gain, refinement loops run T x K times."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from graph import routing
+from graph.context import Context
+from nodes.common import is_better, not_worse, ranked
+from nodes.search import lane_approaches
+
+
+def rt(**settings):
+    return SimpleNamespace(context=Context(**settings))
+
+
+def test_after_evaluate():
+    assert routing.after_evaluate({"solution": {}}, rt()) == "finish_lane"
+    assert routing.after_evaluate({"solution": {"score": 1}, "merge_queue": [{}]}, rt()) == "merge"
+    assert routing.after_evaluate({"solution": {"score": 1}, "merge_queue": []}, rt(refine_steps=1)) == "ablate"
+    assert routing.after_evaluate({"solution": {"score": 1}, "merge_queue": []}, rt(refine_steps=0)) == "finish_lane"
+
+
+def test_after_merge_stops_when_queue_is_emptied_by_a_failed_merge():
+    assert routing.after_merge({"merge_queue": [{}], "step": 0}, rt()) == "merge"
+    assert routing.after_merge({"merge_queue": [], "step": 0}, rt(refine_steps=2)) == "ablate"
+    assert routing.after_merge({"merge_queue": [], "step": 0}, rt(refine_steps=0)) == "finish_lane"
+
+
+def test_inner_and_outer_refinement_loops():
+    assert routing.after_extract({"target": {}}) == "conclude_step"
+    assert routing.after_extract({"target": {"block": "x", "plan": "y"}}) == "refine"
+    assert routing.after_refine({"attempts": [{}]}, rt(inner_steps=2)) == "plan_refinement"
+    assert routing.after_refine({"attempts": [{}, {}]}, rt(inner_steps=2)) == "conclude_step"
+    assert routing.after_conclude({"step": 1}, rt(refine_steps=2)) == "ablate"
+    assert routing.after_conclude({"step": 2}, rt(refine_steps=2)) == "finish_lane"
+
+
+def test_after_ensemble():
+    assert routing.after_ensemble({"ensemble_rounds": []}, rt(ensemble_rounds=3)) == "submit"  # skipped
+    assert routing.after_ensemble({"ensemble_rounds": [{}]}, rt(ensemble_rounds=3)) == "ensemble"
+    assert routing.after_ensemble({"ensemble_rounds": [{}, {}, {}]}, rt(ensemble_rounds=3)) == "submit"
+
+
+def test_score_comparisons_treat_missing_scores_as_no_score():
+    assert is_better(0.8, None, False) and not is_better(None, 0.8, False)
+    assert is_better(3.0, 4.0, True) and not is_better(4.0, 3.0, True)
+    assert not_worse(0.5, 0.5, False) and not not_worse(None, None, False)
+    order = ranked([{"score": 2.0}, None, {"score": None}, {"score": 1.0}], lower_is_better=True)
+    assert [s["score"] for s in order] == [1.0, 2.0]
+
+
+def test_lanes_start_from_different_approaches():
+    approaches = [{"key": k} for k in "abc"]
+    assert [a["key"] for a in lane_approaches(approaches, 0, 2)] == ["a", "b"]
+    assert [a["key"] for a in lane_approaches(approaches, 1, 2)] == ["b", "c"]
+    assert [a["key"] for a in lane_approaches(approaches, 4, 2)] == ["b", "c"]
