@@ -32,6 +32,7 @@ GGUF_NAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 MODEL_NAME = "qwen2.5-coder-1.5b-instruct"
 CACHE_ENV = "MLESTAR_CACHE_DIR"
 DEFAULT_N_CTX = 8192
+VERBOSITY_ENV = "MLESTAR_LLAMA_VERBOSITY"  # llama.cpp's log level; 0 is quiet, 3 logs every request
 
 _COPY_CHUNK = 8 * 1024 * 1024
 
@@ -93,14 +94,16 @@ def _marker_path(gguf: Path) -> Path:
     return gguf.with_name(gguf.name + ".verified.json")
 
 
-def _marker_matches(gguf: Path, sha256: str, expected_size: int) -> bool:
+def _marker_matches(gguf: Path, sha256: str, expected_size: int | None) -> bool:
     """A previous call verified this exact file: same size and the same expected hash."""
     try:
         marker = json.loads(_marker_path(gguf).read_text())
         size = gguf.stat().st_size
     except (OSError, ValueError):
         return False
-    return marker.get("sha256") == sha256 and marker.get("size") == size == expected_size
+    if expected_size is not None and size != expected_size:
+        return False
+    return marker.get("sha256") == sha256 and marker.get("size") == size
 
 
 def _join_parts(parts: Sequence[Path], dest: Path) -> str:
@@ -122,7 +125,7 @@ def ensure_gguf(
     cache_dir: Path | None = None,
     *,
     parts: Sequence[Path] | None = None,
-    expected_sha256: str = EXPECTED_SHA256,
+    expected_sha256: str | None = None,
     filename: str = GGUF_NAME,
 ) -> Path:
     """Return the path of the verified embedded GGUF, joining the parts on first use.
@@ -132,9 +135,12 @@ def ensure_gguf(
     half-written model behind. A marker file remembers the verified size + hash so later calls
     only compare sizes instead of re-hashing 1 GB. ``parts``/``expected_sha256`` exist for tests.
     """
-    parts = list(parts) if parts is not None else part_paths()
+    expected_sha256 = expected_sha256 or EXPECTED_SHA256
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = cache / filename
+    if parts is None and not model_parts_installed() and _marker_matches(target, expected_sha256, None):
+        return target  # joined earlier; the part wheels may be uninstalled to save space
+    parts = list(parts) if parts is not None else part_paths()
     expected_size = sum(p.stat().st_size for p in parts)
     with _JOIN_LOCK:
         if _marker_matches(target, expected_sha256, expected_size):
@@ -188,9 +194,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+_NO_PROXY_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def _http_ok(url: str, timeout: float = 2.0) -> bool:
+    """GET ``url`` directly (never via an HTTP proxy from the environment) and report a 200."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - localhost only
+        with _NO_PROXY_OPENER.open(url, timeout=timeout) as resp:
             return resp.status == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -226,6 +236,11 @@ class LocalModelServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     @property
+    def model_name(self) -> str:
+        """The name the server answers to: the embedded model's name, else the file's stem."""
+        return MODEL_NAME if self.gguf_path.name == GGUF_NAME else self.gguf_path.stem
+
+    @property
     def running(self) -> bool:
         return self._server is not None
 
@@ -240,7 +255,8 @@ class LocalModelServer:
         params.n_parallel = 1  # one slot gets the whole context; calls are serialised anyway
         params.cpuparams.n_threads = self.n_threads
         params.cpuparams_batch.n_threads = self.n_threads
-        params.model_alias = {MODEL_NAME}
+        params.model_alias = {self.model_name}
+        params.verbosity = int(os.environ.get(VERBOSITY_ENV, "0"))
         return params
 
     def start(self) -> "LocalModelServer":
@@ -250,7 +266,13 @@ class LocalModelServer:
         import xllamacpp
 
         port = _free_port()
-        self._server = xllamacpp.Server(self._params(port))
+        try:
+            self._server = xllamacpp.Server(self._params(port))
+        except RuntimeError as exc:
+            raise LocalModelError(
+                f"llama.cpp could not load {self.gguf_path} ({exc}); is it a valid GGUF file? "
+                f"Set {VERBOSITY_ENV}=3 to see llama.cpp's log."
+            ) from exc
         self.port = port
         self._wait_ready()
         return self

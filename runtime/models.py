@@ -10,6 +10,7 @@ A model is named by a spec string:
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 from typing import Any, Callable
@@ -145,21 +146,42 @@ def make_chat_model(
     return ScriptedChatModel(responder=_import_responder(model))
 
 
-def _make_local(path: str, *, temperature: float, max_tokens: int, timeout_s: float) -> BaseChatModel:
+@functools.cache
+def _local_chat_class() -> type[BaseChatModel]:
+    """ChatOpenAI whose sync calls hold ``exclusive_compute`` (inference uses all our cores)."""
     from langchain_openai import ChatOpenAI
 
-    from runtime.local_model import MODEL_NAME, get_local_server
+    from runtime.compute import exclusive_compute
 
-    server = get_local_server(path or None)
-    name = MODEL_NAME if not path else server.gguf_path.stem
-    return ChatOpenAI(
-        model=name,
+    class LocalChatOpenAI(ChatOpenAI):
+        def _generate(self, *args: Any, **kwargs: Any) -> ChatResult:
+            with exclusive_compute():
+                return super()._generate(*args, **kwargs)
+
+        def _stream(self, *args: Any, **kwargs: Any):
+            with exclusive_compute():
+                yield from super()._stream(*args, **kwargs)
+
+    return LocalChatOpenAI
+
+
+def _make_local(path: str, *, temperature: float, max_tokens: int, timeout_s: float) -> BaseChatModel:
+    import httpx
+
+    from runtime import local_model
+
+    server = local_model.get_local_server(path or None)
+    return _local_chat_class()(
+        model=server.model_name,
         base_url=server.base_url,
         api_key="not-needed",
         temperature=temperature,
         max_tokens=max_tokens,
         timeout=timeout_s,
         max_retries=1,  # a local failure (e.g. context overflow) will not heal by retrying
+        # 127.0.0.1 must never be sent through an HTTP(S)_PROXY from the environment
+        http_client=httpx.Client(trust_env=False),
+        http_async_client=httpx.AsyncClient(trust_env=False),
     )
 
 

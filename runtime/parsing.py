@@ -238,6 +238,11 @@ _LIST_MESSAGE = (
 )
 
 
+# Closed fences tagged with a non-JSON language: their braces (f-strings, dict literals) are not
+# the answer and must not be mistaken for an unclosed object.
+_CODE_FENCE = re.compile(r"^[ \t]*(`{3,})[ \t]*(?!json)[A-Za-z][^\n]*\n.*?^[ \t]*\1[ \t]*$", re.M | re.S)
+
+
 def _fenced_json(block: _Fence) -> dict | None:
     """A ```json block is scanned (its errors count); an untagged one must be an object itself."""
     if block.tag in {"json", "json5", "jsonc"}:
@@ -272,7 +277,7 @@ def extract_json(text: str) -> dict:
         found = _fenced_json(block)
         if found is not None:
             return found
-    found = _scan_json(text)
+    found = _scan_json(_CODE_FENCE.sub("", text))
     if found is not None:
         return found
     raise AnswerError(
@@ -371,7 +376,10 @@ def _exact_match(code: str, block: str) -> _Match | None:
     start = code.index(block)
     line_prefix = code[code.rfind("\n", 0, start) + 1 : start]
     fitters: list[Callable[[str], str]] = [lambda new: new]
-    if line_prefix and not line_prefix.strip():
+    if not line_prefix:  # whole lines: keep the replaced lines' indentation (answers often lose it)
+        indent = _common_indent(block.splitlines())
+        fitters.insert(0, lambda new: _reindent(new, indent))
+    elif not line_prefix.strip():
         fitters.append(lambda new: _continuation_indented(new, line_prefix))
     return _Match(start, start + len(block), fitters)
 

@@ -37,7 +37,6 @@ import dataclasses
 import json
 import math
 import os
-import re
 import resource
 import signal
 import subprocess

@@ -185,7 +185,7 @@ main()
 class TestLocateBlock:
     def test_exact(self):
         block = "    model = make_model()\n    model.fit(X, y)"
-        assert locate_block(SCRIPT, block) is block
+        assert locate_block(SCRIPT, block) == block
 
     def test_trailing_whitespace_differs(self):
         block = "    model = make_model()   \n    model.fit(X, y)  "
@@ -291,3 +291,9 @@ class TestReplaceBlock:
     def test_ambiguous(self):
         with pytest.raises(AnswerError, match="occurs 2 times"):
             replace_block("x = 1\nx = 1\n", "x = 1", "x = 2")
+
+
+def test_replace_block_restores_indentation_an_answer_lost():
+    code = "def f():\n    params = dict(a=300)\n    return params\n"
+    fixed = replace_block(code, "    params = dict(a=300)\n", "params = dict(a=451)\n")
+    assert fixed == "def f():\n    params = dict(a=451)\n    return params\n"

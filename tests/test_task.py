@@ -59,7 +59,7 @@ def perfect_submission(task: Task, path: Path) -> Path:
     return path
 
 
-def sample_copy(task: Task, tmp_path: Path) -> pd.DataFrame:
+def sample_copy(task: Task) -> pd.DataFrame:
     return pd.read_csv(task.path(task.sample_submission_file))
 
 
@@ -256,6 +256,16 @@ def test_task_json_metric_alias_is_resolved(tmp_path):
     assert load_task(folder).metric == "auc"
 
 
+@pytest.mark.parametrize(
+    "metric, prediction", [("logloss", "probability"), ("auc", "probability"), ("f1", "label"), ("accuracy", "label")]
+)
+def test_prediction_follows_metric_for_binary_target(tmp_path, metric, prediction):
+    folder = make_folder(tmp_path)
+    (folder / "task.json").write_text(json.dumps({"metric": metric}))
+    task = load_task(folder)
+    assert (task.metric, task.kind, task.prediction) == (metric, "binary", prediction)
+
+
 def test_invalid_task_json(tmp_path):
     folder = make_folder(tmp_path)
     (folder / "task.json").write_text("{not json")
@@ -339,6 +349,8 @@ def test_metric_question_template_formats():
         ("mean absolute percentage error", ("mape", True)),
         ("the F1 score of the positive class", ("f1", False)),
         ("macro-averaged F1", ("f1_macro", False)),
+        ("F1 macro over the classes", ("f1_macro", False)),  # longest match beats "F1" at the same start
+        ("RMSLE, the root mean squared log error", ("rmsle", True)),
         ("coefficient of determination (R^2)", ("r2", False)),
         ("quadratic weighted kappa", ("qwk", False)),
     ],
@@ -413,11 +425,11 @@ def test_missing_and_unreadable_submission(tasks, tmp_path):
 
 def test_wrong_ids(tasks, tmp_path):
     task = tasks["titanic"]
-    sub = sample_copy(task, tmp_path)
+    sub = sample_copy(task)
     sub.loc[0, "id"] = 999999
     problems = validate_submission(task, write(sub, tmp_path))
     assert any("missing" in p for p in problems) and any("not in the test set" in p for p in problems)
-    sub = sample_copy(task, tmp_path)
+    sub = sample_copy(task)
     sub.loc[1, "id"] = sub.loc[0, "id"]
     problems = validate_submission(task, write(sub, tmp_path))
     assert any("duplicated" in p for p in problems)
@@ -425,14 +437,14 @@ def test_wrong_ids(tasks, tmp_path):
 
 def test_reordered_rows_and_float_ids_are_valid(tasks, tmp_path):
     task = tasks["titanic"]
-    sub = sample_copy(task, tmp_path).sample(frac=1.0, random_state=0)
+    sub = sample_copy(task).sample(frac=1.0, random_state=0)
     sub["id"] = sub["id"].astype(float)
     assert validate_submission(task, write(sub, tmp_path)) == []
 
 
 def test_wrong_columns_and_row_count(tasks, tmp_path):
     task = tasks["penguins"]
-    sub = sample_copy(task, tmp_path)
+    sub = sample_copy(task)
     problems = validate_submission(task, write(sub[["id", "Gentoo", "Adelie", "Chinstrap"]], tmp_path))
     assert any("must be exactly" in p for p in problems)
     problems = validate_submission(task, write(sub.rename(columns={"Gentoo": "gentoo"}), tmp_path))
@@ -443,13 +455,13 @@ def test_wrong_columns_and_row_count(tasks, tmp_path):
 
 def test_nan_and_inf_cells(tasks, tmp_path):
     task = tasks["concrete"]
-    sub = sample_copy(task, tmp_path)
+    sub = sample_copy(task)
     sub.loc[0, "compressive_strength"] = np.nan
     sub.loc[1, "compressive_strength"] = np.inf
     problems = validate_submission(task, write(sub, tmp_path))
     assert any("NaN" in p for p in problems) and any("infinite" in p for p in problems)
     titanic = tasks["titanic"]
-    labels = sample_copy(titanic, tmp_path)
+    labels = sample_copy(titanic)
     labels["Survived"] = labels["Survived"].astype(float)
     labels.loc[0, "Survived"] = np.nan
     assert any("NaN" in p for p in validate_submission(titanic, write(labels, tmp_path)))
@@ -457,25 +469,25 @@ def test_nan_and_inf_cells(tasks, tmp_path):
 
 def test_probabilities_out_of_range(tasks, tmp_path):
     tweets = tasks["tweets"]
-    sub = sample_copy(tweets, tmp_path)
+    sub = sample_copy(tweets)
     sub.loc[0, "is_android"] = 1.5
     assert any("outside [0, 1]" in p for p in validate_submission(tweets, write(sub, tmp_path)))
     penguins = tasks["penguins"]
-    sub = sample_copy(penguins, tmp_path)
+    sub = sample_copy(penguins)
     sub.loc[0, "Adelie"] = -0.1
     assert any("outside [0, 1]" in p for p in validate_submission(penguins, write(sub, tmp_path)))
 
 
 def test_labels_outside_classes(tasks, tmp_path):
     task = tasks["titanic"]
-    sub = sample_copy(task, tmp_path)
+    sub = sample_copy(task)
     sub["Survived"] = 0.3  # probabilities where labels are expected
     assert any("outside the classes" in p for p in validate_submission(task, write(sub, tmp_path)))
 
 
 def test_non_numeric_values(tasks, tmp_path):
     task = tasks["concrete"]
-    sub = sample_copy(task, tmp_path)
+    sub = sample_copy(task)
     sub["compressive_strength"] = sub["compressive_strength"].astype(object)
     sub.loc[0, "compressive_strength"] = "high"
     assert any("non-numeric" in p for p in validate_submission(task, write(sub, tmp_path)))
@@ -525,7 +537,7 @@ def test_grade_reordered_submission_matches(tasks, tmp_path):
 
 def test_invalid_submission_gets_no_score(tasks, tmp_path):
     task = tasks["titanic"]
-    sub = sample_copy(task, tmp_path).iloc[:-1]
+    sub = sample_copy(task).iloc[:-1]
     grade = grade_submission(task, write(sub, tmp_path))
     assert not grade.valid and grade.score is None and grade.problems
 

@@ -19,12 +19,10 @@ DATE_COLUMNS = []  # date/time columns -> calendar features
 TIME_SPLIT = False  # True: validate on the most recent 20% of rows by DATE_COLUMNS[0]
 SUBMIT = False  # True: refit on all rows and write ./submission.csv
 
-
 def score(y_true, pred):
     """Accuracy of the predicted class (higher is better)."""
     return metrics.accuracy_score(y_true, pred)
 # --- end task config ---
-
 
 def split(df):
     """80/20 split: stratified at random, or the most recent 20% of rows for time series."""
@@ -34,26 +32,22 @@ def split(df):
     stratify = df[TARGET] if CLASSES and df[TARGET].value_counts().min() >= 2 else None
     return train_test_split(df, test_size=0.2, random_state=42, stratify=stratify)
 
-
-def target(df):
-    """Class index (position in CLASSES) for classification, float for regression."""
+def target(df):  # class index (position in CLASSES) or float value
     if CLASSES is None:
         return df[TARGET].to_numpy(dtype=float)
     return df[TARGET].map({c: i for i, c in enumerate(CLASSES)}).to_numpy()
-
 
 def category_levels(df):
     """Levels of the string columns with at most 50 distinct values (the rest is free text)."""
     cols = [c for c in df.columns if c not in (ID, TARGET, *DATE_COLUMNS) and not pd.api.types.is_numeric_dtype(df[c])]
     return {c: sorted(df[c].dropna().unique()) for c in cols if df[c].nunique() <= 50}
 
-
 def make_features(df, levels):
     """Numbers as they are, dates -> calendar parts, strings -> category, free text -> length."""
     X = df.drop(columns=[c for c in (ID, TARGET) if c in df.columns])
     for c in DATE_COLUMNS:
         d = pd.to_datetime(X.pop(c), errors="coerce")
-        for part in ("year", "month", "day", "dayofweek", "dayofyear", "hour"):
+        for part in ("year", "month", "day", "day_of_week", "day_of_year", "hour"):
             X[f"{c}_{part}"] = getattr(d.dt, part)
     for c in list(X.columns):
         if c in levels:
@@ -63,12 +57,10 @@ def make_features(df, levels):
             X[c + "_len"], X[c + "_words"] = text.str.len(), text.str.split().str.len()
     return X
 
-
 def new_model(n_estimators):
     params = dict(n_estimators=n_estimators, learning_rate=0.05, num_leaves=31, min_child_samples=10,
                   subsample=0.8, subsample_freq=1, colsample_bytree=0.8, random_state=42, n_jobs=2, verbose=-1)
     return lgb.LGBMRegressor(**params) if CLASSES is None else lgb.LGBMClassifier(**params)
-
 
 def predict(model, X):
     """Predictions in the form the metric and the submission need."""
@@ -78,7 +70,6 @@ def predict(model, X):
     if PREDICTION == "probability":
         return proba[:, 1]
     return proba if PREDICTION == "class_probabilities" else proba.argmax(axis=1)
-
 
 train = pd.read_csv("./input/train.csv").dropna(subset=[TARGET])
 tr, va = split(train)

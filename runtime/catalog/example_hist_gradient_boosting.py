@@ -1,0 +1,84 @@
+"""scikit-learn HistGradientBoosting: fast boosting with native categorical and missing-value support."""
+import numpy as np
+import pandas as pd
+from sklearn import metrics
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.model_selection import train_test_split
+
+# --- task config ---
+TARGET = "Survived"  # column of train.csv to predict
+ID = "id"  # row id: not a feature
+PREDICTION = "label"  # label | probability | class_probabilities | value
+CLASSES = [0, 1]  # class labels (None for regression); a probability is P(CLASSES[1])
+TARGET_COLUMNS = ["Survived"]  # submission columns after ID
+DATE_COLUMNS = []  # date/time columns -> calendar features
+TIME_SPLIT = False  # True: validate on the most recent 20% of rows by DATE_COLUMNS[0]
+SUBMIT = False  # True: refit on all rows and write ./submission.csv
+
+def score(y_true, pred):
+    """Accuracy of the predicted class (higher is better)."""
+    return metrics.accuracy_score(y_true, pred)
+# --- end task config ---
+
+def split(df):
+    """80/20 split: stratified at random, or the most recent 20% of rows for time series."""
+    if TIME_SPLIT:
+        df = df.sort_values(DATE_COLUMNS[0], key=lambda s: pd.to_datetime(s, errors="coerce"), kind="stable")
+        return df.iloc[: int(len(df) * 0.8)], df.iloc[int(len(df) * 0.8):]
+    stratify = df[TARGET] if CLASSES and df[TARGET].value_counts().min() >= 2 else None
+    return train_test_split(df, test_size=0.2, random_state=42, stratify=stratify)
+
+def target(df):  # class index (position in CLASSES) or float value
+    if CLASSES is None:
+        return df[TARGET].to_numpy(dtype=float)
+    return df[TARGET].map({c: i for i, c in enumerate(CLASSES)}).to_numpy()
+
+def category_levels(df):
+    """Levels of the string columns with at most 50 distinct values (the rest is free text)."""
+    cols = [c for c in df.columns if c not in (ID, TARGET, *DATE_COLUMNS) and not pd.api.types.is_numeric_dtype(df[c])]
+    return {c: sorted(df[c].dropna().unique()) for c in cols if df[c].nunique() <= 50}
+
+def make_features(df, levels):
+    """Numbers as they are, dates -> calendar parts, strings -> category, free text -> length."""
+    X = df.drop(columns=[c for c in (ID, TARGET) if c in df.columns])
+    for c in DATE_COLUMNS:
+        d = pd.to_datetime(X.pop(c), errors="coerce")
+        for part in ("year", "month", "day", "day_of_week", "day_of_year", "hour"):
+            X[f"{c}_{part}"] = getattr(d.dt, part)
+    for c in list(X.columns):
+        if c in levels:
+            X[c] = pd.Categorical(X[c], categories=levels[c])
+        elif not pd.api.types.is_numeric_dtype(X[c]):
+            text = X.pop(c).fillna("").astype(str)
+            X[c + "_len"], X[c + "_words"] = text.str.len(), text.str.split().str.len()
+    return X
+
+def new_model():
+    params = dict(max_iter=400, learning_rate=0.05, max_leaf_nodes=31, min_samples_leaf=10, l2_regularization=0.1,
+                  categorical_features="from_dtype", random_state=42)
+    return HistGradientBoostingRegressor(**params) if CLASSES is None else HistGradientBoostingClassifier(**params)
+
+def predict(model, X):
+    """Predictions in the form the metric and the submission need."""
+    if PREDICTION == "value":
+        return model.predict(X)
+    proba = model.predict_proba(X)
+    if PREDICTION == "probability":
+        return proba[:, 1]
+    return proba if PREDICTION == "class_probabilities" else proba.argmax(axis=1)
+
+train = pd.read_csv("./input/train.csv").dropna(subset=[TARGET])
+tr, va = split(train)
+levels = category_levels(tr)
+model = new_model().fit(make_features(tr, levels), target(tr))
+print(f"Final Validation Performance: {score(target(va), predict(model, make_features(va, levels))):.6f}")
+
+if SUBMIT:  # refit on all training rows, then predict the test set
+    levels = category_levels(train)
+    model = new_model().fit(make_features(train, levels), target(train))
+    test = pd.read_csv("./input/test.csv")
+    pred = predict(model, make_features(test, levels))
+    pred = np.asarray(CLASSES)[pred] if PREDICTION == "label" else pred
+    submission = pd.DataFrame({ID: test[ID]})
+    submission[TARGET_COLUMNS] = np.asarray(pred).reshape(len(test), -1)
+    submission.to_csv("submission.csv", index=False)

@@ -1,0 +1,81 @@
+"""Text model: word + character TF-IDF of the text columns, plus scaled numbers and one-hot strings -> linear model."""
+import numpy as np
+import pandas as pd
+from sklearn import metrics
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, QuantileTransformer
+
+# --- task config ---
+TARGET = "is_android"  # column of train.csv to predict
+ID = "id"  # row id: not a feature
+PREDICTION = "probability"  # label | probability | class_probabilities | value
+CLASSES = [0, 1]  # class labels (None for regression); a probability is P(CLASSES[1])
+TARGET_COLUMNS = ["is_android"]  # submission columns after ID
+TEXT_COLUMNS = ["text"]  # free-text columns -> TF-IDF
+DATE_COLUMNS = ["created_at"]  # date/time columns -> calendar features
+SUBMIT = False  # True: refit on all rows and write ./submission.csv
+
+def score(y_true, pred):
+    """ROC AUC of P(CLASSES[1]) (higher is better)."""
+    return metrics.roc_auc_score(y_true, pred)
+# --- end task config ---
+
+def target(df):  # class index (position in CLASSES) or float value
+    if CLASSES is None:
+        return df[TARGET].to_numpy(dtype=float)
+    return df[TARGET].map({c: i for i, c in enumerate(CLASSES)}).to_numpy()
+
+def make_features(df):
+    """Text as it is (vectorised in the pipeline), dates -> one-hot calendar parts, other columns as they are."""
+    X = df.drop(columns=[c for c in (ID, TARGET) if c in df.columns])
+    for c in TEXT_COLUMNS:
+        X[c] = X[c].fillna("").astype(str)
+    for c in DATE_COLUMNS:
+        d = pd.to_datetime(X.pop(c), errors="coerce")
+        X[c + "_year"] = d.dt.year
+        for part in ("month", "day_of_week", "hour"):
+            X[f"{c}_{part}"] = getattr(d.dt, part).astype(str)  # one-hot below
+    return X
+
+def new_model(X):
+    numbers = X.select_dtypes("number").columns.tolist()
+    strings = [c for c in X.columns if c not in numbers and c not in TEXT_COLUMNS and X[c].nunique() <= 50]
+    parts = [("num", make_pipeline(SimpleImputer(strategy="median"), QuantileTransformer(n_quantiles=100)), numbers),
+             ("str", OneHotEncoder(handle_unknown="ignore", min_frequency=5), strings)]
+    for c in TEXT_COLUMNS:
+        parts.append((c + "_words", TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=100_000), c))
+        parts.append((c + "_chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=3, sublinear_tf=True,
+                                                    max_features=100_000), c))
+    linear = Ridge(alpha=1.0) if CLASSES is None else LogisticRegression(C=4.0, max_iter=3000)
+    return make_pipeline(ColumnTransformer(parts), linear)
+
+def predict(model, X):
+    """Predictions in the form the metric and the submission need."""
+    if PREDICTION == "value":
+        return model.predict(X)
+    proba = model.predict_proba(X)
+    if PREDICTION == "probability":
+        return proba[:, 1]
+    return proba if PREDICTION == "class_probabilities" else proba.argmax(axis=1)
+
+train = pd.read_csv("./input/train.csv").dropna(subset=[TARGET])
+stratify = train[TARGET] if CLASSES and train[TARGET].value_counts().min() >= 2 else None
+tr, va = train_test_split(train, test_size=0.2, random_state=42, stratify=stratify)
+X_tr, X_va = make_features(tr), make_features(va)
+model = new_model(X_tr).fit(X_tr, target(tr))
+print(f"Final Validation Performance: {score(target(va), predict(model, X_va)):.6f}")
+
+if SUBMIT:  # refit on all training rows, then predict the test set
+    X = make_features(train)
+    model = new_model(X).fit(X, target(train))
+    test = pd.read_csv("./input/test.csv")
+    pred = predict(model, make_features(test))
+    pred = np.asarray(CLASSES)[pred] if PREDICTION == "label" else pred
+    submission = pd.DataFrame({ID: test[ID]})
+    submission[TARGET_COLUMNS] = np.asarray(pred).reshape(len(test), -1)
+    submission.to_csv("submission.csv", index=False)
