@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from runtime.models import ROLES, parse_model_spec
+
 
 def _f(default: Any, description: str, low: float | None = None, high: float | None = None):
     return field(default=default, metadata={"description": description, "min": low, "max": high})
@@ -84,6 +86,11 @@ def coerce_value(name: str, raw: Any) -> Any:
 
 
 def validate_context(ctx: Context) -> Context:
+    for role in ROLES:
+        try:
+            parse_model_spec(ctx.role_model(role))
+        except ValueError as exc:
+            raise ConfigError(f"Setting {role}_model: {exc}") from None
     for name, (low, high) in field_bounds().items():
         value = getattr(ctx, name)
         if low is not None and value < low or high is not None and value > high:

@@ -39,8 +39,8 @@ def target(df):  # class index (position in CLASSES) or float value
 
 def free_text_columns(df):
     """String columns with more than 50 distinct values: too many for one-hot, use their length."""
-    strings = [c for c in df.columns if c not in (ID, TARGET, *DATE_COLUMNS) and not pd.api.types.is_numeric_dtype(df[c])]
-    return [c for c in strings if df[c].nunique() > 50]
+    strings = df.drop(columns=[ID, TARGET, *DATE_COLUMNS], errors="ignore").select_dtypes(exclude="number")
+    return [c for c in strings.columns if strings[c].nunique() > 50]
 
 def make_features(df, text_columns):
     """Numbers as they are, dates -> year + one-hot calendar parts, strings -> one-hot, free text -> length."""
@@ -58,10 +58,8 @@ def make_features(df, text_columns):
 def new_model(X):
     numbers = X.select_dtypes("number").columns.tolist()
     strings = [c for c in X.columns if c not in numbers]
-    prep = ColumnTransformer([
-        ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numbers),
-        ("str", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5), strings),
-    ])
+    prep = ColumnTransformer([("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numbers),
+                              ("str", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5), strings)])
     return make_pipeline(prep, Ridge(alpha=1.0) if CLASSES is None else LogisticRegression(C=1.0, max_iter=2000))
 
 def predict(model, X):

@@ -48,9 +48,9 @@ def new_model(X):
     parts = [("num", make_pipeline(SimpleImputer(strategy="median"), QuantileTransformer(n_quantiles=100)), numbers),
              ("str", OneHotEncoder(handle_unknown="ignore", min_frequency=5), strings)]
     for c in TEXT_COLUMNS:
-        parts.append((c + "_words", TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=100_000), c))
-        parts.append((c + "_chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=3, sublinear_tf=True,
-                                                    max_features=100_000), c))
+        words = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=100_000)
+        chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=3, sublinear_tf=True, max_features=100_000)
+        parts += [(c + "_words", words, c), (c + "_chars", chars, c)]
     linear = Ridge(alpha=1.0) if CLASSES is None else LogisticRegression(C=4.0, max_iter=3000)
     return make_pipeline(ColumnTransformer(parts), linear)
 

@@ -1,0 +1,93 @@
+"""The CLI as a user drives it: run, SIGKILL mid-run, resume, status, grade; errors for bad input."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from runtime.task import grade_submission, load_task
+from tests.conftest import EXAMPLES, ROOT, SCRIPTED
+
+FAST = ["--set", "num_lanes=1", "--set", "num_candidates=2", "--set", "refine_steps=1", "--set", "inner_steps=2",
+        "--set", "ensemble_rounds=0", "--set", "debug_rounds=1"]
+
+
+def cli(*args: str, tmp_path: Path, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "graph.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, **kwargs)
+
+
+def paths(tmp_path: Path) -> list[str]:
+    return ["--set", f"workspace_root={tmp_path / 'ws'}", "--set", f"journal_path={tmp_path / 'journal.db'}",
+            "--checkpoints", str(tmp_path / "cp.db")]
+
+
+def count(db: Path, sql: str) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            return conn.execute(sql).fetchone()[0]
+    except sqlite3.OperationalError:  # table not created yet
+        return 0
+
+
+def test_sigkill_mid_run_then_resume_finishes_without_rerunning_finished_scripts(tmp_path):
+    journal = tmp_path / "journal.db"
+    proc = subprocess.Popen([sys.executable, "-m", "graph.cli", "run", str(EXAMPLES / "concrete"), "--run-id", "k1",
+                             "--model", SCRIPTED, *FAST, *paths(tmp_path)], cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while count(journal, "select count(*) from executions") < 3 and time.monotonic() < deadline:
+        assert proc.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    executed = count(journal, "select count(*) from executions")
+    assert executed >= 3
+
+    resumed = cli("resume", "k1", "--journal", str(journal), "--checkpoints", str(tmp_path / "cp.db"),
+                  tmp_path=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "Submission:" in resumed.stdout
+
+    submission = tmp_path / "ws" / "concrete" / "k1" / "submission.csv"
+    grade = grade_submission(load_task(EXAMPLES / "concrete"), submission)
+    assert grade.valid and grade.score < 16.05  # beats predicting the mean
+    assert count(journal, "select count(*) from (select 1 from executions group by run_id, exec_key, code_sha "
+                          "having count(*) > 1)") == 0
+    assert count(journal, "select count(*) from (select 1 from model_calls group by run_id, call_key, prompt_sha "
+                          "having count(*) > 1)") == 0
+
+    status = cli("status", "k1", "--journal", str(journal), tmp_path=tmp_path)
+    assert "done" in status.stdout and "model_calls=" in status.stdout
+
+
+def test_run_rejects_a_broken_task_folder_without_writing_anything(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = cli("run", str(tmp_path / "empty"), *paths(tmp_path), tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert "Error" in result.stdout
+    assert not (tmp_path / "journal.db").exists() and not (tmp_path / "ws").exists()
+
+
+def test_run_rejects_bad_settings(tmp_path):
+    result = cli("run", str(EXAMPLES / "titanic"), "--set", "num_lanes=99", *paths(tmp_path), tmp_path=tmp_path)
+    assert result.returncode == 2 and "out of bounds" in result.stdout
+    result = cli("run", str(EXAMPLES / "titanic"), "--model", "coder=nope:x", *paths(tmp_path), tmp_path=tmp_path)
+    assert result.returncode == 2 and "provider" in result.stdout.lower()
+
+
+def test_grade_command(tmp_path):
+    good = cli("grade", str(EXAMPLES / "titanic"), str(EXAMPLES / "titanic" / "public" / "sample_submission.csv"),
+               tmp_path=tmp_path)
+    assert good.returncode == 0 and "accuracy = 0.618" in good.stdout
+    broken = tmp_path / "sub.csv"
+    broken.write_text("id,Survived\n1,0\n")
+    bad = cli("grade", str(EXAMPLES / "titanic"), str(broken), tmp_path=tmp_path)
+    assert bad.returncode == 1 and "Invalid submission" in bad.stdout
