@@ -30,7 +30,7 @@ class Context:
     reviewer_model: str = _f("local", "Model that summarises ablation results.")
     enhancer_model: str = _f("local", "Model of the meta-learning Enhancer (used by the outer loop).")
     num_lanes: int = _f(2, "L: independent solution lanes refined in parallel, then ensembled.", 1, 8)
-    num_candidates: int = _f(2, "M: model approaches retrieved and evaluated per lane.", 1, 8)
+    num_candidates: int = _f(1, "M: model approaches retrieved and evaluated per lane (more than 1 enables merging).", 1, 8)
     refine_steps: int = _f(1, "T: outer refinement steps (ablation, pick a code block) per lane.", 0, 10)
     inner_steps: int = _f(2, "K: rewrites of the chosen code block per refinement step.", 1, 10)
     ensemble_rounds: int = _f(1, "R: ensemble plans tried over the lanes' final solutions.", 0, 10)

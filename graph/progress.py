@@ -39,4 +39,4 @@ class Progress:
                            if k not in {"lane", "node", "event"} and v not in (None, ""))
         best = "-" if self.best is None else f"{self.best:.5g}"
         self.console.print(f"[dim]{self.elapsed()}[/] [cyan]{where:>6}[/] [bold]{chunk.get('node', '?'):<15}[/] "
-                           f"{chunk.get('event', '')}: {details}  [dim](best {best})[/]", highlight=False)
+                           f"{chunk.get('event', '')}: {details}  [dim](best {best})[/]", highlight=False, soft_wrap=True)

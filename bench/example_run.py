@@ -1,0 +1,76 @@
+"""Benchmark: the README example end to end with the embedded model.
+
+Runs `mlestar run examples/<task>` in a fresh checkpoint/journal/workspace folder, then prints and saves
+(bench/results/example_run_<task>.json) the wall time, model calls, tokens, time in inference versus in
+scripts, whether the submission is valid, and its score graded with the hidden answers next to the
+reference scores of examples/baselines.json.
+
+    .venv/bin/python bench/example_run.py [--task titanic] [--set key=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from runtime.journal import Journal  # noqa: E402
+from runtime.task import grade_submission, load_task  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--task", default="titanic")
+    parser.add_argument("--model", default="local")
+    parser.add_argument("--set", dest="settings", action="append", default=[])
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    args = parser.parse_args()
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    home = Path(args.out) / f"example_run_{args.task}_{stamp}"
+    home.mkdir(parents=True)
+    run_id = f"bench-{args.task}-{stamp}"
+    command = [sys.executable, "-m", "graph.cli", "run", str(ROOT / "examples" / args.task), "--run-id", run_id,
+               "--model", args.model, "--checkpoints", str(home / "checkpoints.db"),
+               "--set", f"journal_path={home / 'journal.db'}", "--set", f"workspace_root={home / 'workspace'}"]
+    for item in args.settings:
+        command += ["--set", item]
+    started = time.monotonic()
+    with open(home / "log.txt", "w") as log:
+        proc = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    wall = time.monotonic() - started
+
+    journal = Journal(home / "journal.db")
+    usage = journal.usage(run_id)
+    run = journal.get_run(run_id) or {}
+    task = load_task(ROOT / "examples" / args.task)
+    submission = run.get("submission")
+    grade = grade_submission(task, submission) if submission else None
+    baselines = json.loads((ROOT / "examples" / "baselines.json").read_text()).get(args.task, {})
+    first_try = journal.db.execute(
+        "select count(*), coalesce(sum(status = 'ok' and score is not null), 0) from executions "
+        "where run_id = ? and exec_key like '%/d0'", [run_id]).fetchone()
+    result = {
+        "task": args.task, "model": args.model, "settings": args.settings, "exit_code": proc.returncode,
+        "wall_s": round(wall, 1), **usage,
+        "scripts_first_try_ok": f"{first_try[1]}/{first_try[0]}",
+        "status": run.get("status"), "validation_score": run.get("best_score"),
+        "valid_submission": bool(grade and grade.valid),
+        "graded_score": grade.score if grade else None, "metric": task.metric,
+        "baselines": {k: baselines.get(k) for k in ("trivial", "linear", "lgbm_default", "flaml", "best")},
+        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
+        "artifacts": str(home.relative_to(ROOT)),
+    }
+    (Path(args.out) / f"example_run_{args.task}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
