@@ -13,11 +13,15 @@ from typing import Annotated, Optional
 import psutil
 import typer
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.table import Table
 
 from graph.checkpoint import DEFAULT_CHECKPOINTS, open_checkpointer
 from graph.context import ConfigError, Context, build_context, load_config_file
+from graph.meta import build_meta_graph
 from graph.progress import Progress
+from nodes.meta_loop import meta_workspace
+from nodes.report import write_report
 from runtime.journal import open_journal
 from runtime.models import ROLES
 from runtime.task import TaskError, grade_submission, load_task
@@ -65,13 +69,11 @@ def new_run_id(task_name: str) -> str:
     return f"{re.sub(r'[^A-Za-z0-9_-]+', '-', task_name)}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def drive(run_id: str, graph_input: dict | None, ctx: Context, checkpoints: Path) -> dict:
-    """Stream the pipeline graph for one thread, showing progress; Ctrl-C stops it resumably."""
-    from graph.pipeline import build_graph
-
-    graph = build_graph(open_checkpointer(checkpoints))
-    config = {"configurable": {"thread_id": run_id}, "recursion_limit": RECURSION_LIMIT}
-    progress = Progress(console, run_id)
+def drive(thread_id: str, graph_input: dict | None, ctx: Context, checkpoints: Path) -> dict:
+    """Stream the meta graph for one thread, showing progress; Ctrl-C stops it resumably."""
+    graph = build_meta_graph(open_checkpointer(checkpoints))
+    config = {"configurable": {"thread_id": thread_id}, "recursion_limit": RECURSION_LIMIT}
+    progress = Progress(console, thread_id)
     try:
         for namespace, mode, chunk in graph.stream(graph_input, config, context=ctx, subgraphs=True,
                                                    stream_mode=["updates", "custom"], durability="sync"):
@@ -79,25 +81,41 @@ def drive(run_id: str, graph_input: dict | None, ctx: Context, checkpoints: Path
     except KeyboardInterrupt:
         for child in psutil.Process().children(recursive=True):
             child.kill()
-        console.print(f"\n[yellow]Stopped.[/] Nothing finished is lost: [bold]mlestar resume {run_id}[/]")
+        console.print(f"\n[yellow]Stopped.[/] Nothing finished is lost: [bold]mlestar resume {thread_id}[/]")
         os._exit(130)
     return graph.get_state(config).values
 
 
-def report_result(run_id: str, state: dict, ctx: Context) -> None:
-    usage = open_journal(ctx.journal_path).usage(run_id)
-    submission = state.get("submission") or {}
-    if state.get("status") != "done":
-        console.print(f"[bold red]Run {run_id} ended without a submission:[/] {state.get('stop_reason')}")
+def thread_state(thread_id: str, checkpoints: Path):
+    return build_meta_graph(open_checkpointer(checkpoints)).get_state({"configurable": {"thread_id": thread_id}})
+
+
+def report_result(thread_id: str, state: dict, ctx: Context) -> None:
+    journal = open_journal(ctx.journal_path)
+    report = state.get("report") or {}
+    for run in state.get("history", []):
+        usage = journal.usage(run["run_id"])
+        console.print(f"Run {run['run_index']}: {run['status']}, validation score {fmt(run['best_score'])}, "
+                      f"{run['duration_s']:.0f} s, model calls {usage['model_calls']} ({usage['tokens_in']} in / "
+                      f"{usage['tokens_out']} out tokens, {usage['inference_s']} s), scripts {usage['executions']} "
+                      f"({usage['script_s']} s)")
+    if not report.get("best_submission"):
+        reasons = "; ".join(str(r.get("stop_reason")) for r in state.get("history", []))
+        console.print(f"[bold red]{thread_id} ended without a submission:[/] {reasons}")
         raise typer.Exit(1)
-    console.print(f"[bold green]Submission:[/] {submission['path']}  (from {submission['source']}, "
-                  f"validation score {submission['validation_score']:.6g})")
-    console.print(f"Model calls {usage['model_calls']} ({usage['tokens_in']} in / {usage['tokens_out']} out "
-                  f"tokens, {usage['inference_s']} s), scripts {usage['executions']} ({usage['script_s']} s)")
+    console.print(f"[bold green]Best submission:[/] {report['best_submission']} (run {report['best_run']}, "
+                  f"validation score {fmt(report['best_score'])})")
+    if report.get("improvement_pct") is not None and len(state["history"]) > 1:
+        console.print(f"Improvement over the baseline run: {report['improvement_pct']:+.2f} %")
+    console.print(f"Report: {report['markdown']}")
     task = load_task(state["task_dir"])
     if task.answers_path:
-        grade = grade_submission(task, submission["path"])
-        console.print(f"Graded with the hidden answers: {grade.metric} = {grade.score:.6g}")
+        grade = grade_submission(task, report["best_submission"])
+        console.print(f"Graded with the hidden answers: {grade.metric} = {fmt(grade.score)}")
+
+
+def fmt(score) -> str:
+    return "-" if score is None else f"{score:.6g}"
 
 
 @app.command()
@@ -108,13 +126,17 @@ def run(
                                                   "local:/path.gguf, openai:MODEL, scripted:module:fn.")] = [],
     config: Annotated[Optional[Path], typer.Option(help="TOML or JSON file of settings.")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Setting KEY=VALUE (see docs: Context).")] = [],
+    runs: Annotated[Optional[int], typer.Option(help="Pipeline runs of the meta-learning loop (num_runs).")] = None,
     checkpoints: CheckpointsOpt = Path(DEFAULT_CHECKPOINTS),
 ) -> None:
-    """Solve a task folder: search, evaluate, refine, ensemble, submit."""
+    """Solve a task folder: search, evaluate, refine, ensemble, submit (N times with --runs N)."""
     try:
         task = load_task(task_dir)  # fail fast on a broken folder, before anything is written
         base = load_config_file(config) if config else {}
-        ctx = build_context(base, {**parse_assignments(set_, "--set"), **model_settings(model)})
+        flags = {**parse_assignments(set_, "--set"), **model_settings(model)}
+        if runs is not None:
+            flags["num_runs"] = runs
+        ctx = build_context(base, flags)
     except (TaskError, ConfigError) as exc:
         fail(str(exc))
     run_id = run_id or new_run_id(task.name)
@@ -123,8 +145,11 @@ def run(
         fail(f"Run {run_id} already exists; resume it with `mlestar resume {run_id}` or pick another --run-id.")
     journal.upsert_run(run_id, task=task.name, task_dir=task.root, status="running", context=asdict(ctx))
     console.print(f"Run [bold]{run_id}[/] on task [bold]{task.name}[/] ({task.metric}, "
-                  f"{'lower' if task.lower_is_better else 'higher'} is better)")
-    state = drive(run_id, {"task_dir": task.root, "run_id": run_id}, ctx, checkpoints)
+                  f"{'lower' if task.lower_is_better else 'higher'} is better), {ctx.num_runs} pipeline run(s)")
+    state = drive(run_id, {"task_dir": task.root, "meta_id": run_id}, ctx, checkpoints)
+    journal.upsert_run(run_id, status="done" if (state.get("report") or {}).get("best_submission") else "failed",
+                       best_score=(state.get("report") or {}).get("best_score"),
+                       submission=(state.get("report") or {}).get("best_submission"))
     report_result(run_id, state, ctx)
 
 
@@ -139,12 +164,9 @@ def resume(
     if not row:
         fail(f"No run {run_id} in {journal_path}; `mlestar status` lists the runs.")
     ctx = Context(**json.loads(row["context"]))
-    from graph.pipeline import build_graph
-
-    graph = build_graph(open_checkpointer(checkpoints))
-    snapshot = graph.get_state({"configurable": {"thread_id": run_id}})
+    snapshot = thread_state(run_id, checkpoints)
     if not snapshot.values:
-        graph_input = {"task_dir": row["task_dir"], "run_id": run_id}  # killed before the first checkpoint
+        graph_input = {"task_dir": row["task_dir"], "meta_id": run_id}  # killed before the first checkpoint
     elif not snapshot.next:
         console.print(f"Run {run_id} has already finished.")
         report_result(run_id, snapshot.values, ctx)
@@ -153,7 +175,53 @@ def resume(
         graph_input = None
     console.print(f"Resuming [bold]{run_id}[/] at {', '.join(snapshot.next) or 'the start'}")
     state = drive(run_id, graph_input, ctx, checkpoints)
+    journal = open_journal(ctx.journal_path)
+    journal.upsert_run(run_id, status="done" if (state.get("report") or {}).get("best_submission") else "failed",
+                       best_score=(state.get("report") or {}).get("best_score"),
+                       submission=(state.get("report") or {}).get("best_submission"))
     report_result(run_id, state, ctx)
+
+
+@app.command()
+def extend(
+    run_id: Annotated[str, typer.Argument(help="A finished meta-loop run.")],
+    runs: Annotated[int, typer.Option(help="How many more pipeline runs.")] = 1,
+    checkpoints: CheckpointsOpt = Path(DEFAULT_CHECKPOINTS),
+    journal_path: Annotated[Path, typer.Option("--journal", help="SQLite journal database.")] = Path(DEFAULT_JOURNAL),
+) -> None:
+    """Add runs to a finished run: the Enhancer studies everything so far and steers the new runs."""
+    row = open_journal(str(journal_path)).get_run(run_id)
+    if not row:
+        fail(f"No run {run_id} in {journal_path}; `mlestar status` lists the runs.")
+    ctx = Context(**json.loads(row["context"]))
+    graph = build_meta_graph(open_checkpointer(checkpoints))
+    config = {"configurable": {"thread_id": run_id}}
+    snapshot = graph.get_state(config)
+    if snapshot.next or not snapshot.values.get("history"):
+        fail(f"Run {run_id} has not finished; `mlestar resume {run_id}` first.")
+    planned = len(snapshot.values["history"]) + runs
+    graph.update_state(config, {"runs_planned": planned}, as_node="record")
+    console.print(f"Extending [bold]{run_id}[/] to {planned} runs")
+    state = drive(run_id, None, ctx, checkpoints)
+    report_result(run_id, state, ctx)
+
+
+@app.command()
+def report(
+    run_id: Annotated[str, typer.Argument(help="The run to report on.")],
+    checkpoints: CheckpointsOpt = Path(DEFAULT_CHECKPOINTS),
+    journal_path: Annotated[Path, typer.Option("--journal", help="SQLite journal database.")] = Path(DEFAULT_JOURNAL),
+) -> None:
+    """Summary of a run: best score, which run produced it, improvement over the baseline, the Enhancer's
+    reasoning; also written as Markdown with a plot in the run's workspace."""
+    row = open_journal(str(journal_path)).get_run(run_id)
+    snapshot = thread_state(run_id, checkpoints)
+    if not row or not snapshot.values.get("history"):
+        fail(f"Run {run_id} has no finished pipeline run yet; `mlestar status {run_id}` shows where it is.")
+    ctx = Context(**json.loads(row["context"]))
+    result = write_report(snapshot.values, meta_workspace(snapshot.values, ctx))
+    console.print(Markdown(Path(result["markdown"]).read_text()))
+    console.print(f"Written to {result['markdown']} and {result['plot']}")
 
 
 @app.command()
@@ -175,13 +243,13 @@ def status(
                       row.get("submission") or "")
     console.print(table)
     if run_id:
+        for run in journal.meta_runs(run_id):
+            console.print(f"  run {run['run_index']}: {run['status']}, validation score {fmt(run['best_score'])}, "
+                          f"{run['duration_s']:.0f} s, settings changed: {run['overrides']}")
         usage = journal.usage(run_id)
         console.print(" ".join(f"{k}={v}" for k, v in usage.items()))
         if rows[0]["status"] == "running" and Path(checkpoints).exists():
-            from graph.pipeline import build_graph
-
-            snapshot = build_graph(open_checkpointer(checkpoints)).get_state(
-                {"configurable": {"thread_id": run_id}})
+            snapshot = thread_state(run_id, checkpoints)
             if snapshot.next:
                 console.print(f"Next: {', '.join(snapshot.next)}. If no process is running it, "
                               f"`mlestar resume {run_id}` finishes it.")

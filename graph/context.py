@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,16 @@ class Context:
     full_data_submission: bool = _f(True, "Train the final model on all training rows before predicting test.")
     catalog_fallback: bool = _f(True, "When no generated script works, fall back to the catalog's tested example "
                                 "code so that the run still ends with a valid submission.")
+    num_runs: int = _f(1, "N: pipeline runs of the meta-learning loop (graph mle_star); each run after the "
+                       "first is steered by the Enhancer.", 1, 20)
+    computational_budget_s: int = _f(0, "Wall-clock budget of the whole meta loop in seconds: no new run starts "
+                                     "once it is spent (0 = no limit).", 0, 10_000_000)
+    early_stop_patience: int = _f(0, "Stop the meta loop after this many runs in a row without a better score "
+                                  "(0 = never stop early).", 0, 20)
+    allow_config_override: bool = _f(True, "Let the Enhancer change settings of the next run (its goals are "
+                                     "applied either way).")
+    warm_start: bool = _f(True, "Run k+1 also evaluates the champion run's best solution as a candidate, so "
+                          "refinement can continue from it.")
     workspace_root: str = _f("workspace", "Folder for run artifacts: <workspace_root>/<task>/<run_id>/.")
     journal_path: str = _f("checkpoints/journal.db", "SQLite journal of model calls, script runs and runs.")
 
@@ -122,3 +132,18 @@ def load_config_file(path: str | Path) -> dict:
 
 def context_to_dict(ctx: Context) -> dict:
     return asdict(ctx)
+
+
+def run_context(state: dict, runtime) -> Context:
+    """The settings of this run: the graph's context with the run's own overrides (set by the meta loop)."""
+    overrides = state.get("overrides") or {}
+    return replace(runtime.context, **overrides) if overrides else runtime.context
+
+
+# What the Enhancer may change between runs, with tighter bounds than a user may set: a model answer
+# must not be able to ask for 50 lanes or zero timeouts.
+ENHANCER_KNOBS: dict[str, tuple[float, float] | None] = {
+    "num_lanes": (1, 4), "num_candidates": (1, 4), "refine_steps": (0, 4), "inner_steps": (1, 4),
+    "ensemble_rounds": (0, 3), "debug_rounds": (0, 4), "script_timeout_s": (30, 3600),
+    "max_train_rows": (1000, 1_000_000), "temperature": (0.0, 1.0), "full_data_submission": None,
+}

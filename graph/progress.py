@@ -27,8 +27,8 @@ class Progress:
 
     def handle(self, namespace: tuple, mode: str, chunk) -> None:
         if mode == "updates":
-            for node, update in chunk.items():
-                if node == "prepare" and isinstance(update, dict) and "task" in update:
+            for update in chunk.values():
+                if isinstance(update, dict) and "lower_is_better" in (update.get("task") or {}):
                     self.lower_is_better = update["task"]["lower_is_better"]
             return
         if mode != "custom" or not isinstance(chunk, dict):

@@ -6,7 +6,7 @@ from typing import Literal
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context
+from graph.context import Context, run_context
 
 
 def _refine_or_finish(state: dict, ctx: Context) -> Literal["ablate", "finish_lane"]:
@@ -19,14 +19,14 @@ def after_evaluate(state: dict, runtime: Runtime[Context]) -> Literal["merge", "
         return "finish_lane"
     if state.get("merge_queue"):
         return "merge"
-    return _refine_or_finish(state, runtime.context)
+    return _refine_or_finish(state, run_context(state, runtime))
 
 
 def after_merge(state: dict, runtime: Runtime[Context]) -> Literal["merge", "ablate", "finish_lane"]:
     """Keep merging while merges help (a failed merge empties the queue); then refine."""
     if state.get("merge_queue"):
         return "merge"
-    return _refine_or_finish(state, runtime.context)
+    return _refine_or_finish(state, run_context(state, runtime))
 
 
 def after_extract(state: dict) -> Literal["refine", "conclude_step"]:
@@ -35,15 +35,15 @@ def after_extract(state: dict) -> Literal["refine", "conclude_step"]:
 
 
 def after_refine(state: dict, runtime: Runtime[Context]) -> Literal["plan_refinement", "conclude_step"]:
-    return "plan_refinement" if len(state.get("attempts", [])) < runtime.context.inner_steps else "conclude_step"
+    return "plan_refinement" if len(state.get("attempts", [])) < run_context(state, runtime).inner_steps else "conclude_step"
 
 
 def after_conclude(state: dict, runtime: Runtime[Context]) -> Literal["ablate", "finish_lane"]:
-    return _refine_or_finish(state, runtime.context)
+    return _refine_or_finish(state, run_context(state, runtime))
 
 
 def after_ensemble(state: dict, runtime: Runtime[Context]) -> Literal["ensemble", "submit"]:
     """Another round while rounds remain and the previous round actually ran."""
     rounds = state.get("ensemble_rounds", [])
     ran = bool(rounds)
-    return "ensemble" if ran and len(rounds) < runtime.context.ensemble_rounds else "submit"
+    return "ensemble" if ran and len(rounds) < run_context(state, runtime).ensemble_rounds else "submit"

@@ -20,9 +20,18 @@ class Solution(TypedDict, total=False):
     path: str            # the attempt folder that produced the score
 
 
-class PipelineInput(TypedDict, total=False):
+class RunSteering(TypedDict, total=False):
+    """What the meta-learning loop hands a run (all optional; a plain run has none of it)."""
+
+    overrides: dict                  # Context fields changed for this run
+    goals: list[dict]                # Enhancer goals: target_agent_phase, focus, priority, rationale
+    warm_start: Solution             # the champion run's best solution, evaluated as an extra candidate
+
+
+class PipelineInput(RunSteering, total=False):
     task_dir: str
     run_id: str
+    workspace_dir: str               # where the run's artifacts go (default <workspace_root>/<task>/<run_id>)
 
 
 class PipelineState(PipelineInput, total=False):
@@ -39,7 +48,7 @@ class PipelineState(PipelineInput, total=False):
     stop_reason: str
 
 
-class LaneInput(TypedDict):
+class LaneInput(RunSteering, total=True):
     lane: int
     run_id: str
     task: dict

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context
+from graph.context import Context, run_context
 from nodes.common import direction, emit, fmt_score, ranked, script_rules, task_header, task_of
 from nodes.debug import run_with_debugging
 from nodes.llm import ask
@@ -25,7 +25,7 @@ def ensemble_focus(state: dict) -> str:
 
 
 def ensemble(state: dict, runtime: Runtime[Context]) -> dict:
-    ctx = runtime.context
+    ctx = run_context(state, runtime)
     task = task_of(state)
     solutions = lane_solutions(state)
     rounds = state.get("ensemble_rounds", [])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context
+from graph.context import Context, run_context
 from nodes.common import emit, ranked, script_rules, task_header, task_of
 from nodes.debug import run_with_debugging
 from nodes.llm import ask
@@ -39,7 +39,7 @@ def catalog_fallback(ctx: Context, state: dict) -> dict | None:
 
 
 def evaluate(state: dict, runtime: Runtime[Context]) -> dict:
-    ctx = runtime.context
+    ctx = run_context(state, runtime)
     task = task_of(state)
     candidates = []
     for approach in state["approaches"]:
@@ -47,6 +47,11 @@ def evaluate(state: dict, runtime: Runtime[Context]) -> dict:
         candidates.append({"key": approach["key"], "title": approach["title"], "solution": solution})
         emit(lane=state["lane"], node="evaluate", event="candidate", key=approach["key"],
              score=solution and solution["score"])
+    if state.get("warm_start"):
+        solution, _ = run_with_debugging(ctx, state, code=state["warm_start"]["code"],
+                                         exec_key=f"lane{state['lane']}/eval/champion", node="evaluate")
+        candidates.append({"key": "champion", "title": "best solution of the champion run",
+                           "solution": solution and {**solution, "origin": "champion"}})
     order = ranked([c["solution"] for c in candidates], task.lower_is_better)
     if not order and ctx.catalog_fallback:
         fallback = catalog_fallback(ctx, state)

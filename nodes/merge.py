@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context
+from graph.context import Context, run_context
 from nodes.common import emit, fmt_score, not_worse, script_rules, task_header, task_of
 from nodes.debug import run_with_debugging
 from nodes.llm import ask
@@ -13,7 +13,7 @@ from runtime.parsing import AnswerError, extract_code
 
 
 def merge(state: dict, runtime: Runtime[Context]) -> dict:
-    ctx = runtime.context
+    ctx = run_context(state, runtime)
     task = task_of(state)
     base, other, rest = state["solution"], state["merge_queue"][0], state["merge_queue"][1:]
     key = f"lane{state['lane']}/merge{len(state['merges'])}"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context
+from graph.context import Context, run_context
 from nodes.common import emit
 from nodes.llm import ask
 from runtime.journal import open_journal
@@ -29,14 +29,14 @@ def copy_inputs(data_dir: Path, files: tuple[str, ...], input_dir: Path) -> None
 
 
 def prepare(state: dict, runtime: Runtime[Context]) -> dict:
-    ctx = runtime.context
+    ctx = run_context(state, runtime)
     run_id = state["run_id"]
 
     def ask_metric(prompt: str) -> str:
         return ask(ctx, run_id=run_id, node="prepare", role="planner", call_key="metric", prompt=prompt)
 
     task = load_task(state["task_dir"], ask_model=ask_metric)
-    workspace = Path(ctx.workspace_root).resolve() / task.name / run_id
+    workspace = Path(state.get("workspace_dir") or Path(ctx.workspace_root) / task.name / run_id).resolve()
     input_dir = workspace / "input"
     copy_inputs(Path(task.data_dir), task.data_files, input_dir)
     open_journal(ctx.journal_path).upsert_run(run_id, task=task.name, task_dir=task.root,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context
+from graph.context import Context, run_context
 from nodes.common import direction, emit, fmt_score, is_better, ranked, task_header, task_of
 from nodes.debug import run_with_debugging
 from nodes.llm import ask
@@ -31,7 +31,7 @@ def step_key(state: dict) -> str:
 
 
 def ablate(state: dict, runtime: Runtime[Context]) -> dict:
-    ctx = runtime.context
+    ctx = run_context(state, runtime)
     task = task_of(state)
     previous = "\n".join(f"- step {a['step']}: {a['summary']}" for a in state["ablations"])
     prompt = P.ABLATION_SCRIPT.format(
@@ -76,7 +76,7 @@ def parse_target(code: str, refined: list[str]):
 
 
 def extract(state: dict, runtime: Runtime[Context]) -> dict:
-    ctx = runtime.context
+    ctx = run_context(state, runtime)
     task = task_of(state)
     solution, refined = state["solution"], state["refined_blocks"]
     prompt = P.EXTRACT_BLOCK.format(
@@ -96,7 +96,7 @@ def extract(state: dict, runtime: Runtime[Context]) -> dict:
 
 def refine(state: dict, runtime: Runtime[Context]) -> dict:
     """One inner step: rewrite the target block by the current plan, splice it in and score the script."""
-    ctx = runtime.context
+    ctx = run_context(state, runtime)
     task = task_of(state)
     target, k = state["target"], len(state["attempts"])
     key = f"{step_key(state)}/k{k}"
@@ -117,7 +117,7 @@ def refine(state: dict, runtime: Runtime[Context]) -> dict:
 
 
 def plan_refinement(state: dict, runtime: Runtime[Context]) -> dict:
-    ctx = runtime.context
+    ctx = run_context(state, runtime)
     task = task_of(state)
     tried = "\n".join(f"{i + 1}. {a['plan']} -> {fmt_score(a['score'])}" for i, a in enumerate(state["attempts"]))
     prompt = P.PLAN_NEXT.format(metric=task.metric, direction=direction(task), block=state["target"]["block"],

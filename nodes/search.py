@@ -5,7 +5,7 @@ from __future__ import annotations
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
-from graph.context import Context
+from graph.context import Context, run_context
 from nodes.common import emit, task_header, task_of
 from nodes.llm import ask
 from prompts.search import PICK_APPROACHES
@@ -27,7 +27,7 @@ def parse_keys(known: list[str]) -> callable:
 
 
 def search(state: dict, runtime: Runtime[Context]) -> dict:
-    ctx = runtime.context
+    ctx = run_context(state, runtime)
     task = task_of(state)
     options = applicable(task)
     keys = [a.key for a in options]
@@ -59,9 +59,10 @@ def lane_approaches(approaches: list[dict], lane: int, m: int) -> list[dict]:
 
 
 def fan_out_lanes(state: dict, runtime: Runtime[Context]) -> list[Send]:
-    ctx = runtime.context
+    ctx = run_context(state, runtime)
     return [Send("lane", {
         "lane": lane, "run_id": state["run_id"], "task": state["task"], "workspace": state["workspace"],
         "input_dir": state["input_dir"], "data_summary": state["data_summary"],
         "approaches": lane_approaches(state["approaches"], lane, ctx.num_candidates),
+        **{key: state[key] for key in ("overrides", "goals", "warm_start") if state.get(key)},
     }) for lane in range(ctx.num_lanes)]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context
+from graph.context import Context, run_context
 from nodes.common import emit, fmt_score, task_header, task_of
 from nodes.debug import run_with_debugging
 from nodes.ensemble import final_candidates
@@ -82,7 +82,7 @@ def publish(attempt_path: str, workspace: str) -> str:
 
 
 def submit(state: dict, runtime: Runtime[Context]) -> dict:
-    ctx = runtime.context
+    ctx = run_context(state, runtime)
     sources = final_candidates(state)[:MAX_SOURCES]
     final, used = None, None
     for index, source in enumerate(sources):

@@ -23,6 +23,8 @@ import sqlite_utils
 MODEL_CALLS = "model_calls"
 EXECUTIONS = "executions"
 RUNS = "runs"
+META_RUNS = "meta_runs"
+WHERE_RUN = "(run_id = ? or run_id like ? || '-run%')"
 
 
 def sha256_text(text: str) -> str:
@@ -67,6 +69,12 @@ class Journal:
                     "submission": str, "context": str, "stop_reason": str,
                 },
                 pk="run_id", if_not_exists=True,
+            )
+            self.db[META_RUNS].create(
+                {"meta_id": str, "run_index": int, "run_id": str, "status": str, "start_time_iso": str,
+                 "duration_s": float, "best_score": float, "best_solution_path": str, "submission_path": str,
+                 "config": str, "overrides": str, "goals": str, "shaped_by": str, "summary": str},
+                pk=("meta_id", "run_index"), if_not_exists=True,
             )
             self.db[MODEL_CALLS].create_index(["run_id", "call_key", "prompt_sha"], if_not_exists=True)
             self.db[EXECUTIONS].create_index(["run_id", "exec_key", "code_sha"], if_not_exists=True)
@@ -129,6 +137,21 @@ class Journal:
                 self.db[RUNS].insert({"run_id": run_id, "started_at": time.time(),
                                       "updated_at": time.time(), **fields})
 
+    def record_meta_run(self, meta_id: str, summary: dict) -> None:
+        """One row per run of a meta loop (upsert: recording the same run twice keeps one row)."""
+        row = {"meta_id": meta_id, **{k: summary.get(k) for k in (
+            "run_index", "run_id", "status", "start_time_iso", "duration_s", "best_score",
+            "best_solution_path", "submission_path")}}
+        for key in ("config", "overrides", "goals", "shaped_by"):
+            row[key] = json.dumps(summary.get(key), default=str)
+        row["summary"] = json.dumps(summary, default=str)
+        with self._lock:
+            self.db[META_RUNS].upsert(row, pk=("meta_id", "run_index"))
+
+    def meta_runs(self, meta_id: str) -> list[dict]:
+        with self._lock:
+            return list(self.db[META_RUNS].rows_where("meta_id = ?", [meta_id], order_by="run_index"))
+
     def get_run(self, run_id: str) -> dict | None:
         with self._lock:
             rows = list(self.db[RUNS].rows_where("run_id = ?", [run_id]))
@@ -139,16 +162,14 @@ class Journal:
             return list(self.db[RUNS].rows_where(order_by="started_at"))
 
     def usage(self, run_id: str) -> dict:
-        """Totals for one run: model calls, tokens, inference and script time."""
+        """Totals for one run and its pipeline runs (`<run_id>-runN`): calls, tokens, inference and script time."""
         with self._lock:
             calls = self.db.execute(
                 f"select count(*), coalesce(sum(tokens_in),0), coalesce(sum(tokens_out),0), "
-                f"coalesce(sum(latency_s),0), coalesce(sum(reused),0) from {MODEL_CALLS} where run_id = ?",
-                [run_id]).fetchone()
+                f"coalesce(sum(latency_s),0), coalesce(sum(reused),0) from {MODEL_CALLS} where {WHERE_RUN}", [run_id, run_id]).fetchone()
             execs = self.db.execute(
                 f"select count(*), coalesce(sum(duration_s),0), coalesce(sum(reused),0), "
-                f"coalesce(sum(status = 'ok' and score is not null),0) from {EXECUTIONS} where run_id = ?",
-                [run_id]).fetchone()
+                f"coalesce(sum(status = 'ok' and score is not null),0) from {EXECUTIONS} where {WHERE_RUN}", [run_id, run_id]).fetchone()
         return {
             "model_calls": calls[0], "tokens_in": calls[1], "tokens_out": calls[2],
             "inference_s": round(calls[3], 1), "answers_reused": calls[4],

@@ -21,6 +21,21 @@ BUG = "import definitely_not_a_module  # scripted bug\n"
 FENCE = re.compile(r"```(?:python)?\n(.*?)```", re.S)
 
 
+# The Enhancer's answer: one more refinement step, and a goal for every phase (tests look for the texts).
+ENHANCEMENT = {
+    "strategic_summary": "Refinement helped; give it another step.",
+    "config_overrides": {"refine_steps": 2},
+    "strategic_goals": [
+        {"target_agent_phase": "refinement", "focus": "GOAL-R: engineer interaction features", "priority": 1,
+         "rationale": "the model is strong, the features are plain"},
+        {"target_agent_phase": "ensemble", "focus": "GOAL-E: weight solutions by validation score",
+         "priority": 2, "rationale": "scores differ"},
+        {"target_agent_phase": "submission", "focus": "GOAL-S: train on all rows", "priority": 3,
+         "rationale": "more data"},
+    ],
+}
+
+
 def code_blocks(text: str) -> list[str]:
     return FENCE.findall(text)
 
@@ -90,4 +105,6 @@ def respond(messages: list[BaseMessage]) -> str:
         return "Average the predicted probabilities of all solutions."
     if job == "write the submission script":
         return fenced(first_script(prompt).replace("SUBMIT = False", "SUBMIT = True"))
+    if job == "steer the next run":
+        return json.dumps(ENHANCEMENT)
     raise ValueError(f"scripted model got an unknown job: {job!r}")

@@ -54,9 +54,9 @@ def test_sigkill_mid_run_then_resume_finishes_without_rerunning_finished_scripts
     resumed = cli("resume", "k1", "--journal", str(journal), "--checkpoints", str(tmp_path / "cp.db"),
                   tmp_path=tmp_path)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "Submission:" in resumed.stdout
+    assert "Best submission:" in resumed.stdout
 
-    submission = tmp_path / "ws" / "concrete" / "k1" / "submission.csv"
+    submission = tmp_path / "ws" / "concrete" / "k1" / "run0" / "submission.csv"
     grade = grade_submission(load_task(EXAMPLES / "concrete"), submission)
     assert grade.valid and grade.score < 16.05  # beats predicting the mean
     assert count(journal, "select count(*) from (select 1 from executions group by run_id, exec_key, code_sha "

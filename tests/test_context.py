@@ -40,3 +40,11 @@ def test_config_files(tmp_path):
         load_config_file(bad)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config_file(tmp_path / "missing.toml")
+
+
+def test_readme_documents_every_setting():
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    missing = [f.name for f in fields(Context) if f"`{f.name}`" not in readme]
+    assert missing == []

@@ -71,7 +71,8 @@ train = pd.read_csv("./input/train.csv").dropna(subset=[TARGET])
 tr, va = split(train)
 levels = category_levels(tr)
 model = new_model().fit(make_features(tr, levels), target(tr))
-print(f"Final Validation Performance: {score(target(va), predict(model, make_features(va, levels))):.6f}")
+val_score = score(target(va), predict(model, make_features(va, levels)))
+print(f"Final Validation Performance: {val_score:.6f}")
 
 if SUBMIT:  # refit on all training rows, then predict the test set
     levels = category_levels(train)

@@ -77,7 +77,8 @@ levels = category_levels(tr)
 X_tr, X_va = make_features(tr, levels), make_features(va, levels)
 model = new_model(2000)
 model.fit(X_tr, target(tr), eval_set=[(X_va, target(va))], callbacks=[lgb.early_stopping(100, verbose=False)])
-print(f"Final Validation Performance: {score(target(va), predict(model, X_va)):.6f}")
+val_score = score(target(va), predict(model, X_va))
+print(f"Final Validation Performance: {val_score:.6f}")
 
 if SUBMIT:  # refit on all training rows, then predict the test set
     levels = category_levels(train)

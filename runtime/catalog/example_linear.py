@@ -76,7 +76,8 @@ tr, va = split(train)
 text_columns = free_text_columns(tr)
 X_tr, X_va = make_features(tr, text_columns), make_features(va, text_columns)
 model = new_model(X_tr).fit(X_tr, target(tr))
-print(f"Final Validation Performance: {score(target(va), predict(model, X_va)):.6f}")
+val_score = score(target(va), predict(model, X_va))
+print(f"Final Validation Performance: {val_score:.6f}")
 
 if SUBMIT:  # refit on all training rows, then predict the test set
     text_columns = free_text_columns(train)

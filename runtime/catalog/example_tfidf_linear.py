@@ -68,7 +68,8 @@ stratify = train[TARGET] if CLASSES and train[TARGET].value_counts().min() >= 2 
 tr, va = train_test_split(train, test_size=0.2, random_state=42, stratify=stratify)
 X_tr, X_va = make_features(tr), make_features(va)
 model = new_model(X_tr).fit(X_tr, target(tr))
-print(f"Final Validation Performance: {score(target(va), predict(model, X_va)):.6f}")
+val_score = score(target(va), predict(model, X_va))
+print(f"Final Validation Performance: {val_score:.6f}")
 
 if SUBMIT:  # refit on all training rows, then predict the test set
     X = make_features(train)

@@ -1,0 +1,65 @@
+"""The meta-learning graph: N pipeline runs, each steered by an Enhancer that studied the runs before it.
+
+START -> plan_run -> pipeline (subgraph) -> record -> [enhance -> plan_run | report -> END]
+
+The whole loop is one checkpointed thread. A finished thread is extended by raising `runs_planned` with
+`update_state(..., as_node="record")` and invoking again.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from langgraph.graph import END, START, StateGraph
+
+from graph.context import Context
+from graph.pipeline import build_graph as build_pipeline
+from graph.state import RunSteering, Solution
+from nodes.enhance import enhance
+from nodes.meta_loop import plan_run, record, should_continue
+from nodes.report import report
+
+
+class MetaInput(TypedDict, total=False):
+    task_dir: str
+    meta_id: str
+
+
+class MetaState(MetaInput, RunSteering, total=False):
+    task: dict                  # name, metric, lower_is_better
+    started_at: float
+    runs_planned: int
+    stop_rules: dict            # budget_s, patience: copied from the context by the first plan_run
+    history: list[dict]         # one summary per finished run
+    enhancements: list[dict]    # one validated Enhancer answer per run after the first
+    champion: dict              # the best run so far
+    report: dict
+    # the current run (pipeline subgraph input and output)
+    run_id: str
+    workspace_dir: str
+    run_started_at: float
+    status: str
+    stop_reason: str
+    submission: dict
+    best: Solution
+    lane_results: list[dict]
+    ensemble_rounds: list[dict]
+
+
+def build_meta_graph(checkpointer=None):
+    builder = StateGraph(MetaState, context_schema=Context, input_schema=MetaInput)
+    builder.add_node("plan_run", plan_run)
+    builder.add_node("pipeline", build_pipeline())
+    builder.add_node("record", record)
+    builder.add_node("enhance", enhance)
+    builder.add_node("report", report)
+    builder.add_edge(START, "plan_run")
+    builder.add_edge("plan_run", "pipeline")
+    builder.add_edge("pipeline", "record")
+    builder.add_conditional_edges("record", should_continue)
+    builder.add_edge("enhance", "plan_run")
+    builder.add_edge("report", END)
+    return builder.compile(checkpointer=checkpointer, name="mle_star")
+
+
+graph = build_meta_graph()

@@ -1,0 +1,136 @@
+"""The meta loop's bookkeeping: plan each run, record it, decide whether to go on, report at the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Literal
+
+from langgraph.runtime import Runtime
+
+from graph.context import Context
+from nodes.common import emit, is_better
+from nodes.ensemble import final_candidates
+from runtime.journal import open_journal
+from runtime.task import load_task
+
+
+def champion_of(history: list[dict], lower_is_better: bool) -> dict | None:
+    """The best run so far (ties: the earliest), not merely the latest one."""
+    best = None
+    for run in history:
+        if is_better(run.get("best_score"), best and best.get("best_score"), lower_is_better):
+            best = run
+    return best
+
+
+def meta_workspace(state: dict, ctx: Context) -> Path:
+    return (Path(ctx.workspace_root) / state["task"]["name"] / state["meta_id"]).resolve()
+
+
+def plan_run(state: dict, runtime: Runtime[Context]) -> dict:
+    """Configuration of the next run: the user's settings, then the last Enhancer's overrides and goals."""
+    ctx = runtime.context
+    update: dict = {}
+    if "task" not in state:
+        task = load_task(state["task_dir"])
+        update.update(task={"name": task.name, "metric": task.metric, "lower_is_better": task.lower_is_better},
+                      started_at=time.time(), runs_planned=ctx.num_runs, history=[], enhancements=[],
+                      stop_rules={"budget_s": ctx.computational_budget_s,
+                                  "patience": ctx.early_stop_patience})
+        state = {**state, **update}
+    index = len(state["history"])
+    enhancement = state["enhancements"][-1] if state["enhancements"] and index > 0 else None
+    overrides = enhancement["config_overrides"] if enhancement and ctx.allow_config_override else {}
+    champion = champion_of(state["history"], state["task"]["lower_is_better"])
+    warm = champion.get("best_solution") if champion and ctx.warm_start else None
+    run_id = f"{state['meta_id']}-run{index}"
+    emit(node="plan_run", event="run", index=index, overrides=overrides or None,
+         goals=len(enhancement["strategic_goals"]) if enhancement else 0)
+    return {**update, "run_id": run_id, "run_started_at": time.time(),
+            "workspace_dir": str(meta_workspace(state, ctx) / f"run{index}"),
+            "overrides": overrides, "goals": enhancement["strategic_goals"] if enhancement else [],
+            "warm_start": warm or {}}
+
+
+def compact_lanes(lane_results: list[dict]) -> list[dict]:
+    return [{"lane": r["lane"], "score": (r.get("solution") or {}).get("score"),
+             "candidates": r.get("candidates", []), "history": r.get("history", []),
+             "ablations": [{"step": a["step"], "summary": a["summary"][:400]} for a in r.get("ablations", [])]}
+            for r in sorted(lane_results or [], key=lambda r: r["lane"])]
+
+
+def write_json_atomic(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_suffix(path.suffix + ".tmp")
+    staging.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(staging, path)
+
+
+def history_file(history: list[dict], enhancements: list[dict]) -> list[dict]:
+    """run_history.json: the seed document's format (run_id, status, start_time_iso, duration_seconds,
+    best_score, best_solution_path, config_used, enhancer_rationale, enhancer_output) plus our extras."""
+    after = {e["after_run"]: e for e in enhancements}
+    return [{
+        "run_id": h["run_index"], "status": h["status"], "start_time_iso": h["start_time_iso"],
+        "duration_seconds": round(h["duration_s"], 1), "best_score": h["best_score"],
+        "best_solution_path": h["best_solution_path"], "config_used": h["config"],
+        "enhancer_rationale": (h["shaped_by"] or {}).get("strategic_summary") or "Baseline run.",
+        "enhancer_output": {k: v for k, v in after.get(h["run_index"], {}).items() if k != "after_run"},
+        "thread_run_id": h["run_id"], "submission_path": h["submission_path"], "stop_reason": h["stop_reason"],
+    } for h in history]
+
+
+def record(state: dict, runtime: Runtime[Context]) -> dict:
+    ctx = runtime.context
+    index = len(state["history"])
+    best = final_candidates(state)[:1]
+    submission = state.get("submission") or {}
+    usage = open_journal(ctx.journal_path).usage(state["run_id"])
+    enhancement = state["enhancements"][-1] if state["enhancements"] and index > 0 else None
+    config = asdict(replace(ctx, **(state.get("overrides") or {})))
+    summary = {
+        "run_index": index, "run_id": state["run_id"], "status": state.get("status", "failed"),
+        "stop_reason": state.get("stop_reason"),
+        "start_time_iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(state["run_started_at"])),
+        "duration_s": time.time() - state["run_started_at"],
+        "best_score": submission.get("validation_score", best[0]["score"] if best else None),
+        "best_origin": submission.get("source") or (best[0]["origin"] if best else None),
+        "best_solution": {"code": best[0]["code"], "score": best[0]["score"], "origin": best[0].get("origin")}
+        if best else None,
+        "best_solution_path": submission.get("script") or (best[0]["path"] if best else None),
+        "submission_path": submission.get("path"), "config": config, "overrides": state.get("overrides") or {},
+        "goals": state.get("goals") or [], "shaped_by": enhancement,
+        "scripts": usage["executions"], "scripts_ok": usage["executions_scored"],
+        "lanes": compact_lanes(state.get("lane_results")),
+        "ensemble_rounds": [{"round": r["round"], "plan": r["plan"], "score": r["score"]}
+                            for r in state.get("ensemble_rounds", [])],
+    }
+    history = [*state["history"], summary]
+    champion = champion_of(history, state["task"]["lower_is_better"])
+    journal = open_journal(ctx.journal_path)
+    journal.record_meta_run(state["meta_id"], {k: v for k, v in summary.items() if k not in ("best_solution", "lanes")})
+    write_json_atomic(meta_workspace(state, ctx) / "run_history.json", history_file(history, state["enhancements"]))
+    emit(node="record", event="run done", index=index, status=summary["status"], score=summary["best_score"])
+    return {"history": history, "champion": champion}
+
+
+def should_continue(state: dict) -> Literal["enhance", "report"]:
+    """More runs while the plan, the time budget and (optionally) the improvement streak allow.
+
+    Reads only state (the rules are copied there by the first plan_run), so that extending a finished
+    thread with `update_state(..., as_node="record")` can evaluate it without a runtime context.
+    """
+    history, rules = state["history"], state.get("stop_rules", {})
+    if len(history) >= state["runs_planned"]:
+        return "report"
+    if rules.get("budget_s") and time.time() - state["started_at"] >= rules["budget_s"]:
+        return "report"
+    if rules.get("patience"):
+        champion = state.get("champion") or {}
+        if len(history) - 1 - champion.get("run_index", 0) >= rules["patience"]:
+            return "report"
+    return "enhance"
