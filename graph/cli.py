@@ -83,7 +83,20 @@ def drive(thread_id: str, graph_input: dict | None, ctx: Context, checkpoints: P
             child.kill()
         console.print(f"\n[yellow]Stopped.[/] Nothing finished is lost: [bold]mlestar resume {thread_id}[/]")
         os._exit(130)
-    return graph.get_state(config).values
+    state = graph.get_state(config).values
+    report = state.get("report") or {}
+    open_journal(ctx.journal_path).upsert_run(
+        thread_id, status="done" if report.get("best_submission") else "failed",
+        best_score=report.get("best_score"), submission=report.get("best_submission"))
+    return state
+
+
+def stored_run(run_id: str, journal_path: Path) -> tuple[dict, Context]:
+    """The journal's record of a run and the settings it was started with."""
+    row = open_journal(str(journal_path)).get_run(run_id)
+    if not row or not row.get("context"):
+        fail(f"No run {run_id} in {journal_path}; `mlestar status` lists the runs.")
+    return row, Context(**json.loads(row["context"]))
 
 
 def thread_state(thread_id: str, checkpoints: Path):
@@ -147,9 +160,6 @@ def run(
     console.print(f"Run [bold]{run_id}[/] on task [bold]{task.name}[/] ({task.metric}, "
                   f"{'lower' if task.lower_is_better else 'higher'} is better), {ctx.num_runs} pipeline run(s)")
     state = drive(run_id, {"task_dir": task.root, "meta_id": run_id}, ctx, checkpoints)
-    journal.upsert_run(run_id, status="done" if (state.get("report") or {}).get("best_submission") else "failed",
-                       best_score=(state.get("report") or {}).get("best_score"),
-                       submission=(state.get("report") or {}).get("best_submission"))
     report_result(run_id, state, ctx)
 
 
@@ -160,10 +170,7 @@ def resume(
     journal_path: Annotated[Path, typer.Option("--journal", help="SQLite journal database.")] = Path(DEFAULT_JOURNAL),
 ) -> None:
     """Finish an interrupted run from its last checkpoint, re-using every finished step."""
-    row = open_journal(str(journal_path)).get_run(run_id)
-    if not row:
-        fail(f"No run {run_id} in {journal_path}; `mlestar status` lists the runs.")
-    ctx = Context(**json.loads(row["context"]))
+    row, ctx = stored_run(run_id, journal_path)
     snapshot = thread_state(run_id, checkpoints)
     if not snapshot.values:
         graph_input = {"task_dir": row["task_dir"], "meta_id": run_id}  # killed before the first checkpoint
@@ -175,10 +182,6 @@ def resume(
         graph_input = None
     console.print(f"Resuming [bold]{run_id}[/] at {', '.join(snapshot.next) or 'the start'}")
     state = drive(run_id, graph_input, ctx, checkpoints)
-    journal = open_journal(ctx.journal_path)
-    journal.upsert_run(run_id, status="done" if (state.get("report") or {}).get("best_submission") else "failed",
-                       best_score=(state.get("report") or {}).get("best_score"),
-                       submission=(state.get("report") or {}).get("best_submission"))
     report_result(run_id, state, ctx)
 
 
@@ -190,10 +193,7 @@ def extend(
     journal_path: Annotated[Path, typer.Option("--journal", help="SQLite journal database.")] = Path(DEFAULT_JOURNAL),
 ) -> None:
     """Add runs to a finished run: the Enhancer studies everything so far and steers the new runs."""
-    row = open_journal(str(journal_path)).get_run(run_id)
-    if not row:
-        fail(f"No run {run_id} in {journal_path}; `mlestar status` lists the runs.")
-    ctx = Context(**json.loads(row["context"]))
+    row, ctx = stored_run(run_id, journal_path)
     graph = build_meta_graph(open_checkpointer(checkpoints))
     config = {"configurable": {"thread_id": run_id}}
     snapshot = graph.get_state(config)
@@ -214,11 +214,10 @@ def report(
 ) -> None:
     """Summary of a run: best score, which run produced it, improvement over the baseline, the Enhancer's
     reasoning; also written as Markdown with a plot in the run's workspace."""
-    row = open_journal(str(journal_path)).get_run(run_id)
+    _, ctx = stored_run(run_id, journal_path)
     snapshot = thread_state(run_id, checkpoints)
-    if not row or not snapshot.values.get("history"):
+    if not snapshot.values.get("history"):
         fail(f"Run {run_id} has no finished pipeline run yet; `mlestar status {run_id}` shows where it is.")
-    ctx = Context(**json.loads(row["context"]))
     result = write_report(snapshot.values, meta_workspace(snapshot.values, ctx))
     console.print(Markdown(Path(result["markdown"]).read_text()))
     console.print(f"Written to {result['markdown']} and {result['plot']}")

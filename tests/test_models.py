@@ -11,7 +11,7 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableBinding
 
-from runtime import local_model, models
+from runtime import local_model
 from runtime.models import (
     ROLES,
     ScriptedChatModel,

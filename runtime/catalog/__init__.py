@@ -10,6 +10,9 @@ Every rendered script follows the contract of all generated scripts: it reads ``
 validates on 20% of the training rows (stratified at random, or the most recent 20% by date for time
 series), prints ``Final Validation Performance: <float>`` once, reads ``./input/test.csv`` only when
 ``SUBMIT`` is true, and then writes ``./submission.csv`` in the sample submission's layout.
+
+The templates repeat each other's helper functions on purpose: each is shown alone to a small model as
+the pattern to adapt, and each must run alone in the sandbox, so none may import a shared module.
 """
 
 from __future__ import annotations
