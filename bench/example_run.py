@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -69,6 +70,7 @@ def main() -> None:
         "artifacts": str(home.relative_to(ROOT)),
     }
     (Path(args.out) / f"example_run_{args.task}.json").write_text(json.dumps(result, indent=2) + "\n")
+    shutil.copyfile(home / "log.txt", Path(args.out) / f"example_run_{args.task}.log")
     print(json.dumps(result, indent=2))
 
 

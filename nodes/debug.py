@@ -47,9 +47,10 @@ def failure_report(result: ExecutionResult) -> str:
 
 
 def run_with_debugging(ctx: Context, state: dict, *, code: str, exec_key: str, node: str,
-                       check: Check | None = None) -> tuple[dict | None, ExecutionResult]:
+                       check: Check | None = None, rules: str | None = None) -> tuple[dict | None, ExecutionResult]:
     """Run a script; while it fails, ask the coder for a fix (at most ctx.debug_rounds times).
 
+    `rules` are the script rules the fix must follow (default: a validation script's rules).
     Returns (solution or None, last result); a solution is {code, score, path}.
     """
     task = task_of(state)
@@ -63,7 +64,7 @@ def run_with_debugging(ctx: Context, state: dict, *, code: str, exec_key: str, n
         if round_ == ctx.debug_rounds:
             break
         prompt = FIX_SCRIPT.format(task_header=task_header(task, state["data_summary"]), code=code,
-                                   error=problem, rules=script_rules(task, ctx))
+                                   error=problem, rules=rules or script_rules(task, ctx))
         try:
             code = ask(ctx, run_id=state["run_id"], node=node, role="coder", call_key=f"{exec_key}/fix{round_}",
                        prompt=prompt, parse=extract_code)

@@ -13,13 +13,14 @@ from nodes.common import emit, fmt_score, task_header, task_of
 from nodes.debug import run_with_debugging
 from nodes.ensemble import final_candidates
 from nodes.llm import ask
-from prompts.submit import SUBMISSION_PROBLEMS, SUBMISSION_SCRIPT
+from prompts.submit import SUBMISSION_PROBLEMS, SUBMISSION_RULES, SUBMISSION_SCRIPT
 from runtime.catalog import applicable, render_example
 from runtime.journal import open_journal
 from runtime.parsing import AnswerError, extract_code
 from runtime.task import Task, validate_submission
 
 MAX_SOURCES = 3
+FLAG_OFF, FLAG_ON = "SUBMIT = False", "SUBMIT = True"
 PREDICTION_NOTES = {
     "label": "one predicted label per row, same type as in the training data",
     "probability": "the predicted probability of the positive class",
@@ -40,6 +41,25 @@ def submission_goal(state: dict) -> str:
     return "".join(f"Goal: {g['focus']}\n" for g in sorted(goals, key=lambda g: g["priority"]))
 
 
+def submission_rules(task: Task, ctx: Context) -> str:
+    return SUBMISSION_RULES.format(test_file=task.test_file, timeout_s=ctx.script_timeout_s,
+                                   submission_columns=", ".join([task.id_column, *task.target_columns]))
+
+
+def flip_submit_flag(ctx: Context, state: dict, source: dict, index: int) -> dict | None:
+    """Scripts derived from the catalog carry a SUBMIT flag: setting it is the cheapest, surest conversion.
+
+    Not used when the meta loop set a submission goal: then the model writes the script, to act on it.
+    """
+    if FLAG_OFF not in source["code"] or submission_goal(state):
+        return None
+    task = task_of(state)
+    solution, _ = run_with_debugging(ctx, {**state, "lane": -1}, code=source["code"].replace(FLAG_OFF, FLAG_ON, 1),
+                                     exec_key=f"submit/s{index}/flag", node="submit",
+                                     check=submission_check(task), rules=submission_rules(task, ctx))
+    return solution and {**solution, "origin": source.get("origin", "?")}
+
+
 def write_submission_script(ctx: Context, state: dict, source: dict, index: int) -> dict | None:
     task = task_of(state)
     refit = ("refit the same model on ALL training rows" if ctx.full_data_submission
@@ -49,7 +69,7 @@ def write_submission_script(ctx: Context, state: dict, source: dict, index: int)
         score=fmt_score(source["score"]), code=source["code"], refit=refit, test_file=task.test_file,
         submission_columns=", ".join([task.id_column, *task.target_columns]),
         sample_file=task.sample_submission_file, prediction_note=PREDICTION_NOTES[task.prediction],
-        goal=submission_goal(state))
+        goal=submission_goal(state), rules=submission_rules(task, ctx))
     key = f"submit/s{index}"
     try:
         code = ask(ctx, run_id=state["run_id"], node="submit", role="coder", call_key=key, prompt=prompt,
@@ -57,7 +77,7 @@ def write_submission_script(ctx: Context, state: dict, source: dict, index: int)
     except AnswerError:
         return None
     solution, _ = run_with_debugging(ctx, {**state, "lane": -1}, code=code, exec_key=key, node="submit",
-                                     check=submission_check(task))
+                                     check=submission_check(task), rules=submission_rules(task, ctx))
     return solution and {**solution, "origin": source.get("origin", "?")}
 
 
@@ -66,7 +86,7 @@ def catalog_submission(ctx: Context, state: dict) -> dict | None:
     for approach in applicable(task):
         solution, _ = run_with_debugging(ctx, {**state, "lane": -1}, code=render_example(approach, task, submit=True),
                                          exec_key=f"submit/catalog/{approach.key}", node="submit",
-                                         check=submission_check(task))
+                                         check=submission_check(task), rules=submission_rules(task, ctx))
         if solution:
             return {**solution, "origin": f"catalog:{approach.key}"}
     return None
@@ -86,7 +106,7 @@ def submit(state: dict, runtime: Runtime[Context]) -> dict:
     sources = final_candidates(state)[:MAX_SOURCES]
     final, used = None, None
     for index, source in enumerate(sources):
-        final = write_submission_script(ctx, state, source, index)
+        final = flip_submit_flag(ctx, state, source, index) or write_submission_script(ctx, state, source, index)
         if final:
             used = source
             break

@@ -10,8 +10,16 @@ Best solution (validation {metric}: {score}):
 Turn it into the final script: keep the validation step and its score line, then {refit}, predict
 ./input/{test_file} and write ./submission.csv with exactly the columns {submission_columns}, one row per
 test id, in the same format as ./input/{sample_file} ({prediction_note}).
-{goal}The script may read ./input/{test_file} now. Keep printing the score line:
-print(f"Final Validation Performance: {{score}}")
+{goal}If the script has a SUBMIT flag, set it to True.
+{rules}"""
+
+SUBMISSION_RULES = """Rules for the submission script:
+- Read the data from ./input/ ; it must read ./input/{test_file} and write ./submission.csv with the columns
+  {submission_columns} and one row per test id.
+- Keep the validation step and print its score exactly once, as:
+  print(f"Final Validation Performance: {{score}}")
+- Use only pandas, numpy, scikit-learn and lightgbm. No internet, no installs, no plots, no input().
+- The script must finish within {timeout_s} seconds.
 Answer with ONE complete Python script in a single ```python code block."""
 
 SUBMISSION_PROBLEMS = """The submission file was not valid: {problems}"""

@@ -47,6 +47,7 @@ def test_end_to_end_titanic_submission_beats_trivial(ctx, tmp_path):
         assert len(step["attempts"]) == 2  # K inner rewrites, each scored
         assert all(a["score"] is not None for a in step["attempts"])
     assert len(state["ensemble_rounds"]) == 1 and state["ensemble_rounds"][0]["score"] is not None
+    assert state["submission"]["script"].endswith("submit_s0_flag_d0")  # the catalog SUBMIT flag was set
 
     journal = open_journal(ctx.journal_path)
     statuses = [r["status"] for r in journal.db["executions"].rows]
