@@ -57,7 +57,7 @@ def main() -> None:
     baselines = json.loads((ROOT / "examples" / "baselines.json").read_text()).get(args.task, {})
     first_try = journal.db.execute(
         "select count(*), coalesce(sum(status = 'ok' and score is not null), 0) from executions "
-        "where run_id = ? and exec_key like '%/d0'", [run_id]).fetchone()
+        "where run_id like ? || '-run%' and exec_key like '%/d0'", [run_id]).fetchone()
     result = {
         "task": args.task, "model": args.model, "settings": args.settings, "exit_code": proc.returncode,
         "wall_s": round(wall, 1), **usage,

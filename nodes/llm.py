@@ -36,13 +36,15 @@ def _answer(ctx: Context, *, run_id: str, node: str, role: str, call_key: str,
         return cached
     spec = ctx.role_model(role)
     model = chat_model(spec, ctx.temperature, ctx.max_tokens, want_json)
-    started = time.monotonic()
     if is_local_compute(spec):
-        with exclusive_compute():
+        with exclusive_compute():  # the latency counts inference only, not the wait for the CPU
+            started = time.monotonic()
             reply = model.invoke(messages)
+            latency = time.monotonic() - started
     else:
+        started = time.monotonic()
         reply = model.invoke(messages)
-    latency = time.monotonic() - started
+        latency = time.monotonic() - started
     text = reply.content if isinstance(reply.content, str) else str(reply.content)
     usage = getattr(reply, "usage_metadata", None) or {}
     journal.record_answer(run_id=run_id, node=node, role=role, model=spec, call_key=call_key, prompt=prompt,
