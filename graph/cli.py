@@ -14,16 +14,19 @@ import psutil
 import typer
 from rich.console import Console
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.table import Table
 
 from graph.checkpoint import DEFAULT_CHECKPOINTS, open_checkpointer
-from graph.context import ConfigError, Context, build_context, load_config_file
+from graph.context import ConfigError, Context, build_context, check_writable, load_config_file, preflight
 from graph.meta import build_meta_graph
 from graph.progress import Progress
 from nodes.meta_loop import meta_workspace
 from nodes.report import write_report
 from runtime.journal import open_journal
 from runtime.models import ROLES
+from runtime.orphans import reap_orphans
+from runtime.sandbox import IsolationUnavailable, resolve_isolation
 from runtime.task import TaskError, grade_submission, load_task
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -31,14 +34,22 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 console = Console()
 RECURSION_LIMIT = 2000
 DEFAULT_JOURNAL = Context().journal_path
+RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 
 CheckpointsOpt = Annotated[Path, typer.Option(help="SQLite checkpoint database.")]
 JournalOpt = Annotated[Path, typer.Option(help="SQLite journal database.")]
 
 
 def fail(message: str) -> None:
-    console.print(f"[bold red]Error:[/] {message}")
+    console.print(f"[bold red]Error:[/] {escape(message)}")
     raise typer.Exit(2)
+
+
+def check_run_id(run_id: str) -> None:
+    """A run id names folders: letters, digits, '_', '-' and '.', not starting with '.'."""
+    if not RUN_ID.fullmatch(run_id):
+        raise ConfigError(f"--run-id {run_id!r} is not a valid run name: use letters, digits, '_', '-' and '.' "
+                          f"(no '/', not starting with '.'), e.g. --run-id titanic-1.")
 
 
 def parse_assignments(items: list[str], what: str) -> dict[str, str]:
@@ -74,6 +85,9 @@ def drive(thread_id: str, graph_input: dict | None, ctx: Context, checkpoints: P
     graph = build_meta_graph(open_checkpointer(checkpoints))
     config = {"configurable": {"thread_id": thread_id}, "recursion_limit": RECURSION_LIMIT}
     progress = Progress(console, thread_id)
+    orphans = reap_orphans(ctx.workspace_root, thread_id)
+    if orphans:
+        console.print(f"Stopped {orphans} script process(es) left running by a killed process of this run.")
     try:
         for namespace, mode, chunk in graph.stream(graph_input, config, context=ctx, subgraphs=True,
                                                    stream_mode=["updates", "custom"], durability="sync"):
@@ -84,11 +98,16 @@ def drive(thread_id: str, graph_input: dict | None, ctx: Context, checkpoints: P
         console.print(f"\n[yellow]Stopped.[/] Nothing finished is lost: [bold]mlestar resume {thread_id}[/]")
         os._exit(130)
     state = graph.get_state(config).values
+    record_outcome(thread_id, state, ctx)
+    return state
+
+
+def record_outcome(thread_id: str, state: dict, ctx: Context) -> None:
+    """The journal's record of a finished thread (status, best score, submission)."""
     report = state.get("report") or {}
     open_journal(ctx.journal_path).upsert_run(
         thread_id, status="done" if report.get("best_submission") else "failed",
         best_score=report.get("best_score"), submission=report.get("best_submission"))
-    return state
 
 
 def stored_run(run_id: str, journal_path: Path) -> tuple[dict, Context]:
@@ -149,8 +168,12 @@ def run(
         flags = {**parse_assignments(set_, "--set"), **model_settings(model)}
         if runs is not None:
             flags["num_runs"] = runs
-        ctx = build_context(base, flags)
-    except (TaskError, ConfigError) as exc:
+        ctx = preflight(build_context(base, flags))
+        check_writable("--checkpoints", checkpoints, is_file=True)
+        if run_id is not None:
+            check_run_id(run_id)
+        isolation = resolve_isolation(ctx.isolation)
+    except (TaskError, ConfigError, IsolationUnavailable) as exc:
         fail(str(exc))
     run_id = run_id or new_run_id(task.name)
     journal = open_journal(ctx.journal_path)
@@ -158,7 +181,8 @@ def run(
         fail(f"Run {run_id} already exists; resume it with `mlestar resume {run_id}` or pick another --run-id.")
     journal.upsert_run(run_id, task=task.name, task_dir=task.root, status="running", context=asdict(ctx))
     console.print(f"Run [bold]{run_id}[/] on task [bold]{task.name}[/] ({task.metric}, "
-                  f"{'lower' if task.lower_is_better else 'higher'} is better), {ctx.num_runs} pipeline run(s)")
+                  f"{'lower' if task.lower_is_better else 'higher'} is better), {ctx.num_runs} pipeline run(s), "
+                  f"scripts isolated by {isolation}")
     state = drive(run_id, {"task_dir": task.root, "meta_id": run_id}, ctx, checkpoints)
     report_result(run_id, state, ctx)
 
@@ -176,6 +200,7 @@ def resume(
         graph_input = {"task_dir": row["task_dir"], "meta_id": run_id}  # killed before the first checkpoint
     elif not snapshot.next:
         console.print(f"Run {run_id} has already finished.")
+        record_outcome(run_id, snapshot.values, ctx)  # the process that finished it may have died before this
         report_result(run_id, snapshot.values, ctx)
         return
     else:

@@ -8,12 +8,15 @@ in about half an hour on a 2-core machine with the embedded 1.5B model.
 from __future__ import annotations
 
 import json
+import math
+import tempfile
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from runtime.models import ROLES, parse_model_spec
+from runtime.models import ROLES, check_model_spec, parse_model_spec
+from runtime.sandbox import ISOLATION_CHOICES
 
 
 def _f(default: Any, description: str, low: float | None = None, high: float | None = None):
@@ -38,6 +41,15 @@ class Context:
     max_reasks: int = _f(2, "Re-asks when a model answer cannot be parsed.", 0, 5)
     script_timeout_s: int = _f(300, "Wall-clock limit of one generated script, in seconds.", 5, 86400)
     script_memory_mb: int = _f(4096, "Memory limit of one generated script and its children, in MiB.", 256, 262144)
+    isolation: str = _f("auto", "How generated scripts are isolated: 'auto' (bubblewrap when it works here, else a "
+                        "plain subprocess with a warning), 'bwrap' (refuse to run without bubblewrap) or 'subprocess' "
+                        "(time/memory/process limits only: scripts share your files and network).")
+    script_max_processes: int = _f(64, "Processes one generated script may run at once (fork bombs are killed).",
+                                   4, 4096)
+    script_max_file_mb: int = _f(2048, "Largest single file a generated script may write, in MiB.", 1, 1_000_000)
+    static_checks: bool = _f(True, "Refuse, before running, generated scripts that use the network, shells or "
+                             "subprocesses, install packages, read hidden answers or touch files outside their "
+                             "folder; the refusal reason goes back to the model like an error.")
     max_train_rows: int = _f(30000, "Scripts are told to subsample training data to at most this many rows "
                              "while exploring.", 100, 10_000_000)
     temperature: float = _f(0.2, "Sampling temperature of every model call.", 0.0, 2.0)
@@ -101,8 +113,12 @@ def validate_context(ctx: Context) -> Context:
             parse_model_spec(ctx.role_model(role))
         except ValueError as exc:
             raise ConfigError(f"Setting {role}_model: {exc}") from None
+    if ctx.isolation not in ISOLATION_CHOICES:
+        raise ConfigError(f"Setting isolation={ctx.isolation!r} is unknown; use one of {', '.join(ISOLATION_CHOICES)}.")
     for name, (low, high) in field_bounds().items():
         value = getattr(ctx, name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"Setting {name}={value} is not a finite number; pick a value in [{low}, {high}].")
         if low is not None and value < low or high is not None and value > high:
             raise ConfigError(f"Setting {name}={value} is out of bounds [{low}, {high}]; "
                               f"pick a value in that range.")
@@ -123,11 +139,61 @@ def load_config_file(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"Config file {path} does not exist; pass an existing .toml or .json file.")
-    text = path.read_text()
+    if path.suffix not in (".toml", ".json"):
+        raise ConfigError(f"Config file {path} must end in .toml or .json (it is read by its suffix).")
     try:
-        return tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"Config file {path} is not valid {path.suffix[1:].upper()}: {exc}.") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file {path} holds a {type(data).__name__}; write an object of settings, "
+                          f'e.g. {{"num_lanes": 1}}.')
+    return data
+
+
+def _unusable_folder(path: Path) -> str | None:
+    """Why no folder can be made at `path` (None if it can); tries in the nearest existing ancestor, leaves nothing."""
+    path = path.expanduser().absolute()
+    if path.exists():
+        if not path.is_dir():
+            return f"{path} is a file, not a folder"
+        existing = path
+    else:
+        existing = path.parent
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir():
+            return f"{existing} is a file, not a folder"
+    try:
+        tempfile.TemporaryDirectory(dir=existing, prefix=".mlestar-check-").cleanup()
+    except OSError as exc:
+        return f"{existing} is not writable ({exc.strerror or exc})"
+    return None
+
+
+def check_writable(name: str, path: str | Path, *, is_file: bool = False) -> None:
+    """ConfigError unless `path` (a folder, or a file when `is_file`) can be written; creates nothing."""
+    path = Path(path)
+    if is_file and path.is_dir():
+        problem = f"{path} is a folder, not a file"
+    else:
+        problem = _unusable_folder(path.parent if is_file else path)
+    if problem:
+        raise ConfigError(f"{name}={path} cannot be used: {problem}. Fix: point {name} at a writable location.")
+
+
+def preflight(ctx: Context) -> Context:
+    """What only the machine can say, checked before a run writes anything: the models' specs can be
+    built (module, file or key present) and the workspace and journal can be written."""
+    for role in ROLES:
+        try:
+            check_model_spec(ctx.role_model(role))
+        except ValueError as exc:
+            raise ConfigError(f"Setting {role}_model: {exc}") from None
+    check_writable("workspace_root", ctx.workspace_root)
+    check_writable("journal_path", ctx.journal_path, is_file=True)
+    return ctx
 
 
 def context_to_dict(ctx: Context) -> dict:

@@ -9,10 +9,11 @@ from typing import Callable
 from graph.context import Context
 from nodes.common import emit, script_rules, task_header, task_of
 from nodes.llm import ask
-from prompts.debug import FIX_SCRIPT, NO_SCORE
+from prompts.debug import FIX_SCRIPT, NO_SCORE, REFUSED
 from runtime.journal import open_journal, sha256_text
 from runtime.parsing import AnswerError, extract_code
 from runtime.sandbox import ExecutionResult, run_script
+from runtime.static_check import check_script
 
 # A check looks at a finished, scored attempt and returns a problem to fix, or None.
 Check = Callable[[ExecutionResult], str | None]
@@ -22,6 +23,14 @@ def attempt_dir(state: dict, exec_key: str) -> Path:
     return Path(state["workspace"]) / "attempts" / re.sub(r"[^A-Za-z0-9_.-]+", "_", exec_key)
 
 
+def refused(folder: Path, code: str, problems: list[str]) -> ExecutionResult:
+    """The result of a script that static checks refused to run (kept on disk for inspection)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "solution.py").write_text(code)
+    return ExecutionResult(status="refused", returncode=None, score=None, duration_s=0.0, attempt_dir=str(folder),
+                           stdout_tail="", stderr_tail="\n".join(problems), isolation="static-check")
+
+
 def execute(ctx: Context, state: dict, *, code: str, exec_key: str) -> ExecutionResult:
     """Run `code` once, or return the recorded result of the identical finished run."""
     journal = open_journal(ctx.journal_path)
@@ -29,8 +38,13 @@ def execute(ctx: Context, state: dict, *, code: str, exec_key: str) -> Execution
     if recorded is not None:
         return ExecutionResult.from_dict(recorded)
     folder = attempt_dir(state, exec_key)
-    result = run_script(code, folder, state["input_dir"], timeout_s=ctx.script_timeout_s,
-                        memory_mb=ctx.script_memory_mb)
+    problems = check_script(code) if ctx.static_checks else []
+    if problems:
+        result = refused(folder, code, problems)
+    else:
+        result = run_script(code, folder, state["input_dir"], timeout_s=ctx.script_timeout_s,
+                            memory_mb=ctx.script_memory_mb, isolation=ctx.isolation,
+                            max_processes=ctx.script_max_processes, max_file_mb=ctx.script_max_file_mb)
     journal.record_execution(run_id=state["run_id"], lane=state.get("lane", -1), exec_key=exec_key, code=code,
                              code_path=str(folder / "solution.py"), result=result.to_dict())
     return result
@@ -41,6 +55,10 @@ def failure_report(result: ExecutionResult) -> str:
         return "The script was stopped: it ran longer than the time limit. Make it faster."
     if result.status == "memory":
         return "The script was stopped: it used more memory than allowed. Use less data or smaller models."
+    if result.status == "processes":
+        return "The script was stopped: it started too many processes. Use n_jobs=2 at most."
+    if result.status == "refused":
+        return REFUSED.format(problems=result.stderr_tail)
     if result.status == "ok" and result.score is None:
         return NO_SCORE
     return result.stderr_tail[-2500:] or result.stdout_tail[-1000:] or f"exit code {result.returncode}"

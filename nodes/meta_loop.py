@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -14,6 +13,7 @@ from langgraph.runtime import Runtime
 from graph.context import Context
 from nodes.common import emit, is_better
 from nodes.ensemble import final_candidates
+from runtime.files import atomic_write_text
 from runtime.journal import open_journal
 from runtime.task import load_task
 
@@ -64,10 +64,7 @@ def compact_lanes(lane_results: list[dict]) -> list[dict]:
 
 
 def write_json_atomic(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_suffix(path.suffix + ".tmp")
-    staging.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(staging, path)
+    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def history_file(history: list[dict], enhancements: list[dict]) -> list[dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from pathlib import Path
@@ -12,6 +13,9 @@ from graph.context import Context, run_context
 from nodes.common import emit
 from nodes.llm import ask
 from runtime.journal import open_journal
+from runtime.metrics import resolve_metric_name
+from runtime.parsing import AnswerError, extract_json
+from runtime.sandbox import resolve_isolation
 from runtime.task import data_summary, load_task
 
 
@@ -28,12 +32,22 @@ def copy_inputs(data_dir: Path, files: tuple[str, ...], input_dir: Path) -> None
     staging.rename(input_dir)
 
 
+def metric_answer(text: str) -> str:
+    """The metric answer as plain JSON when it names a listed metric (or "unknown"); else a re-ask."""
+    data = extract_json(text)
+    name = data.get("metric")
+    if not isinstance(name, str) or not (name.strip().lower() == "unknown" or resolve_metric_name(name)):
+        raise AnswerError(f'"metric" must be one of the listed names, or "unknown"; got {name!r}')
+    return json.dumps(data)
+
+
 def prepare(state: dict, runtime: Runtime[Context]) -> dict:
     ctx = run_context(state, runtime)
     run_id = state["run_id"]
 
     def ask_metric(prompt: str) -> str:
-        return ask(ctx, run_id=run_id, node="prepare", role="planner", call_key="metric", prompt=prompt)
+        return ask(ctx, run_id=run_id, node="prepare", role="planner", call_key="metric", prompt=prompt,
+                   parse=metric_answer, want_json=True)
 
     task = load_task(state["task_dir"], ask_model=ask_metric)
     workspace = Path(state.get("workspace_dir") or Path(ctx.workspace_root) / task.name / run_id).resolve()
@@ -41,6 +55,7 @@ def prepare(state: dict, runtime: Runtime[Context]) -> dict:
     copy_inputs(Path(task.data_dir), task.data_files, input_dir)
     open_journal(ctx.journal_path).upsert_run(run_id, task=task.name, task_dir=task.root,
                                               workspace=str(workspace), status="running")
-    emit(node="prepare", event="task", task=task.name, metric=task.metric, workspace=str(workspace))
+    emit(node="prepare", event="task", task=task.name, metric=task.metric, workspace=str(workspace),
+         isolation=resolve_isolation(ctx.isolation))
     return {"task": task.to_dict(), "workspace": str(workspace), "input_dir": str(input_dir),
             "data_summary": data_summary(task), "status": "running"}

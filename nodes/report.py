@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -13,6 +14,7 @@ from langgraph.runtime import Runtime  # noqa: E402
 from graph.context import Context  # noqa: E402
 from nodes.common import emit, fmt_score  # noqa: E402
 from nodes.meta_loop import meta_workspace  # noqa: E402
+from runtime.files import atomic_write_bytes, atomic_write_text  # noqa: E402
 
 
 def summarise(state: dict) -> dict:
@@ -57,8 +59,10 @@ def plot(state: dict, path: Path) -> None:
     if right.lines:
         right.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=110)
     plt.close(fig)
+    atomic_write_bytes(path, image.getvalue())
 
 
 def markdown(state: dict, summary: dict, plot_name: str) -> str:
@@ -88,7 +92,7 @@ def write_report(state: dict, folder: Path) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     summary = summarise(state)
     plot(state, folder / "scores.png")
-    (folder / "report.md").write_text(markdown(state, summary, "scores.png"))
+    atomic_write_text(folder / "report.md", markdown(state, summary, "scores.png"))
     return {**summary, "markdown": str(folder / "report.md"), "plot": str(folder / "scores.png")}
 
 

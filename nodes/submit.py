@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 from langgraph.runtime import Runtime
@@ -15,6 +13,7 @@ from nodes.ensemble import final_candidates
 from nodes.llm import ask
 from prompts.submit import SUBMISSION_PROBLEMS, SUBMISSION_RULES, SUBMISSION_SCRIPT
 from runtime.catalog import applicable, render_example
+from runtime.files import atomic_copy
 from runtime.journal import open_journal
 from runtime.parsing import AnswerError, extract_code
 from runtime.task import Task, validate_submission
@@ -94,11 +93,7 @@ def catalog_submission(ctx: Context, state: dict) -> dict | None:
 
 def publish(attempt_path: str, workspace: str) -> str:
     """Copy the attempt's submission.csv to the workspace atomically (a reader never sees half a file)."""
-    target = Path(workspace) / "submission.csv"
-    staging = target.with_suffix(".csv.tmp")
-    shutil.copyfile(Path(attempt_path) / "submission.csv", staging)
-    os.replace(staging, target)
-    return str(target)
+    return str(atomic_copy(Path(attempt_path) / "submission.csv", Path(workspace) / "submission.csv"))
 
 
 def submit(state: dict, runtime: Runtime[Context]) -> dict:

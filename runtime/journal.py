@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import sqlite3
 import threading
 import time
@@ -25,6 +26,30 @@ EXECUTIONS = "executions"
 RUNS = "runs"
 META_RUNS = "meta_runs"
 WHERE_RUN = "(run_id = ? or run_id like ? || '-run%')"
+# The look-ups that make resumed nodes re-use finished work (the names sqlite-utils gives them by default).
+INDEXES = {
+    f"idx_{MODEL_CALLS}_run_id_call_key_prompt_sha": (MODEL_CALLS, ["run_id", "call_key", "prompt_sha"]),
+    f"idx_{EXECUTIONS}_run_id_exec_key_code_sha": (EXECUTIONS, ["run_id", "exec_key", "code_sha"]),
+}
+
+
+def connect_wal(path: str | Path, timeout_s: float = 30.0) -> sqlite3.Connection:
+    """A connection usable from several threads, in WAL mode, patient with other writers (busy timeout).
+
+    Switching a new database to WAL needs an exclusive lock, and SQLite reports "database is locked" at once,
+    without waiting, while another process holds the file; so the switch is retried until `timeout_s`.
+    """
+    conn = sqlite3.connect(str(path), check_same_thread=False, timeout=timeout_s)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return conn
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                conn.close()
+                raise
+            time.sleep(random.uniform(0.01, 0.1))
 
 
 def sha256_text(text: str) -> str:
@@ -38,46 +63,55 @@ class Journal:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
-        conn.execute("PRAGMA journal_mode=WAL")
-        self.db = sqlite_utils.Database(conn)
+        self.db = sqlite_utils.Database(connect_wal(self.path))
         self._ensure_tables()
 
     def _ensure_tables(self) -> None:
-        with self._lock:
-            self.db[MODEL_CALLS].create(
-                {
-                    "id": int, "run_id": str, "node": str, "role": str, "model": str,
-                    "call_key": str, "prompt_sha": str, "prompt": str, "answer": str,
-                    "tokens_in": int, "tokens_out": int, "latency_s": float,
-                    "created_at": float, "reused": int,
-                },
-                pk="id", if_not_exists=True,
-            )
-            self.db[EXECUTIONS].create(
-                {
-                    "id": int, "run_id": str, "lane": int, "exec_key": str, "code_sha": str,
-                    "code_path": str, "status": str, "score": float, "duration_s": float,
-                    "result": str, "created_at": float, "reused": int,
-                },
-                pk="id", if_not_exists=True,
-            )
-            self.db[RUNS].create(
-                {
-                    "run_id": str, "task": str, "task_dir": str, "workspace": str, "status": str,
-                    "started_at": float, "updated_at": float, "best_score": float,
-                    "submission": str, "context": str, "stop_reason": str,
-                },
-                pk="run_id", if_not_exists=True,
-            )
-            self.db[META_RUNS].create(
-                {"meta_id": str, "run_index": int, "run_id": str, "status": str, "start_time_iso": str,
-                 "duration_s": float, "best_score": float, "best_solution_path": str, "submission_path": str,
-                 "config": str, "overrides": str, "goals": str, "shaped_by": str, "summary": str},
-                pk=("meta_id", "run_index"), if_not_exists=True,
-            )
-            self.db[MODEL_CALLS].create_index(["run_id", "call_key", "prompt_sha"], if_not_exists=True)
-            self.db[EXECUTIONS].create_index(["run_id", "exec_key", "code_sha"], if_not_exists=True)
+        # BEGIN IMMEDIATE takes the write lock first (waiting up to the busy timeout). Without it, two
+        # processes opening a new journal at once fail: sqlite-utils reads the schema, then writes, inside
+        # one deferred transaction, and SQLite refuses (no waiting) to upgrade a read snapshot that another
+        # writer has made stale ("database is locked"). An existing journal is only read here.
+        names = {row[0] for row in self.db.execute("select name from sqlite_master")}
+        if names >= {MODEL_CALLS, EXECUTIONS, RUNS, META_RUNS, *INDEXES}:
+            return
+        with self._lock, self.db.conn:
+            self.db.conn.execute("BEGIN IMMEDIATE")
+            self._create_tables()
+
+    def _create_tables(self) -> None:
+        self.db[MODEL_CALLS].create(
+            {
+                "id": int, "run_id": str, "node": str, "role": str, "model": str,
+                "call_key": str, "prompt_sha": str, "prompt": str, "answer": str,
+                "tokens_in": int, "tokens_out": int, "latency_s": float,
+                "created_at": float, "reused": int,
+            },
+            pk="id", if_not_exists=True,
+        )
+        self.db[EXECUTIONS].create(
+            {
+                "id": int, "run_id": str, "lane": int, "exec_key": str, "code_sha": str,
+                "code_path": str, "status": str, "score": float, "duration_s": float,
+                "result": str, "created_at": float, "reused": int,
+            },
+            pk="id", if_not_exists=True,
+        )
+        self.db[RUNS].create(
+            {
+                "run_id": str, "task": str, "task_dir": str, "workspace": str, "status": str,
+                "started_at": float, "updated_at": float, "best_score": float,
+                "submission": str, "context": str, "stop_reason": str,
+            },
+            pk="run_id", if_not_exists=True,
+        )
+        self.db[META_RUNS].create(
+            {"meta_id": str, "run_index": int, "run_id": str, "status": str, "start_time_iso": str,
+             "duration_s": float, "best_score": float, "best_solution_path": str, "submission_path": str,
+             "config": str, "overrides": str, "goals": str, "shaped_by": str, "summary": str},
+            pk=("meta_id", "run_index"), if_not_exists=True,
+        )
+        for name, (table, columns) in INDEXES.items():
+            self.db[table].create_index(columns, index_name=name, if_not_exists=True)
 
     # -- model calls ---------------------------------------------------------------------------
 

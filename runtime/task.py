@@ -139,6 +139,9 @@ def load_task(path: str | os.PathLike, ask_model: Callable[[str], str] | None = 
 def read_csv(path: str) -> pd.DataFrame:
     """Read a CSV, turning any parser failure or an empty table into a TaskError naming the file."""
     name = os.path.basename(path)
+    if _is_binary(path):
+        raise TaskError(f"Cannot read {path}: it is not a UTF-8 text file (binary data or another encoding). "
+                        f"Fix: save {name} as a UTF-8 comma-separated file with a header row")
     try:
         df = pd.read_csv(path, low_memory=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as e:
@@ -147,6 +150,22 @@ def read_csv(path: str) -> pd.DataFrame:
     if df.empty:
         raise TaskError(f"{path} has a header but no rows: add the data rows to {name}")
     return df
+
+
+def _is_binary(path: str, sniff_bytes: int = 65536) -> bool:
+    """True when the start of the file is not UTF-8 text: NUL bytes, or bytes that do not decode."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(sniff_bytes)
+    except OSError:
+        return False  # pandas reports it
+    if b"\x00" in head:
+        return True
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return not (len(head) == sniff_bytes and e.start >= len(head) - 3)  # a character cut by the window
+    return False
 
 
 def _check_root(path: str | os.PathLike) -> str:

@@ -12,7 +12,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from runtime.sandbox import ExecutionResult, parse_score, run_script, scrubbed_env
+from runtime.sandbox import ExecutionResult, bwrap_problem, parse_score, run_script, scrubbed_env
+
+# Every backend that works on this machine (bubblewrap needs the Debian package `bubblewrap`).
+BACKENDS = ["subprocess"] + (["bwrap"] if bwrap_problem() is None else [])
 
 
 # --------------------------------------------------------------------------- helpers
@@ -32,25 +35,23 @@ def run(code: str, attempt: Path, input_dir: Path, **kw) -> ExecutionResult:
     return run_script(textwrap.dedent(code), attempt, input_dir, **kw)
 
 
-def is_gone(pid: int) -> bool:
-    """Dead or a zombie (killed; only reaping by its new parent remains)."""
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
+def processes_in(folder: Path) -> list[psutil.Process]:
+    """Live processes working in `folder` (PIDs written by a script are namespace-local under bwrap)."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE and Path(proc.cwd()) == folder.resolve():
+                found.append(proc)
+        except psutil.Error:
+            pass
+    return found
 
 
-def wait_gone(pid: int, timeout_s: float = 2.0) -> bool:
+def wait_none_in(folder: Path, timeout_s: float = 2.0) -> bool:
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if is_gone(pid):
-            return True
+    while processes_in(folder) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return is_gone(pid)
-
-
-def read_pid(path: Path) -> int:
-    return int(path.read_text().strip())
+    return not processes_in(folder)
 
 
 # --------------------------------------------------------------------------- parse_score
@@ -137,7 +138,8 @@ def test_missing_input_dir_raises(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- real runs
 
 
-def test_success_reads_input_and_scores(tmp_path: Path, input_dir: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_success_reads_input_and_scores(tmp_path: Path, input_dir: Path, backend: str) -> None:
     attempt = tmp_path / "runs" / "attempt_1"  # parents created on demand
     code = """
         import pandas as pd
@@ -145,7 +147,7 @@ def test_success_reads_input_and_scores(tmp_path: Path, input_dir: Path) -> None
         print("rows", len(df))
         print(f"Final Validation Performance: {df['b'].sum() / 10}")
     """
-    r = run(code, attempt, input_dir)
+    r = run(code, attempt, input_dir, isolation=backend)
     assert r.status == "ok", r.stderr_tail
     assert r.returncode == 0 and r.score == pytest.approx(0.6) and r.succeeded
     assert r.attempt_dir == str(attempt.resolve())
@@ -177,7 +179,8 @@ def test_exception_is_error_with_traceback(tmp_path: Path, input_dir: Path) -> N
     assert "Traceback" in r.stderr_tail and "ValueError: bad feature matrix shape" in r.stderr_tail
 
 
-def test_timeout_kills_whole_tree(tmp_path: Path, input_dir: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_timeout_kills_whole_tree(tmp_path: Path, input_dir: Path, backend: str) -> None:
     attempt = tmp_path / "a"
     code = """
         import subprocess, sys, time
@@ -185,14 +188,16 @@ def test_timeout_kills_whole_tree(tmp_path: Path, input_dir: Path) -> None:
         open("child.pid", "w").write(str(child.pid))
         time.sleep(60)
     """
-    r = run(code, attempt, input_dir, timeout_s=1.5)
+    r = run(code, attempt, input_dir, isolation=backend, timeout_s=1.5)
     assert r.status == "timeout" and r.returncode is None
     assert r.duration_s < 1.5 + 3
     assert "wall-clock" in r.stderr_tail
-    assert wait_gone(read_pid(attempt / "child.pid"))
+    assert (attempt / "child.pid").exists()  # the child did start
+    assert wait_none_in(attempt)
 
 
-def test_setsid_child_killed_after_normal_exit(tmp_path: Path, input_dir: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_setsid_child_killed_after_normal_exit(tmp_path: Path, input_dir: Path, backend: str) -> None:
     attempt = tmp_path / "a"
     code = """
         import os, subprocess, sys, time
@@ -202,12 +207,14 @@ def test_setsid_child_killed_after_normal_exit(tmp_path: Path, input_dir: Path) 
         time.sleep(0.6)  # long enough for the monitor to have seen the child
         print("Final Validation Performance: 0.5")
     """
-    r = run(code, attempt, input_dir)
+    r = run(code, attempt, input_dir, isolation=backend)
     assert r.status == "ok" and r.score == 0.5, r.stderr_tail
-    assert wait_gone(read_pid(attempt / "child.pid"))
+    assert (attempt / "child.pid").exists()  # the child did start
+    assert wait_none_in(attempt)
 
 
-def test_detached_daemon_unseen_by_monitor_is_killed(tmp_path: Path, input_dir: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_detached_daemon_unseen_by_monitor_is_killed(tmp_path: Path, input_dir: Path, backend: str) -> None:
     """A daemon that detaches and whose parent exits at once is found via the run tag."""
     attempt = tmp_path / "a"
     code = """
@@ -216,22 +223,25 @@ def test_detached_daemon_unseen_by_monitor_is_killed(tmp_path: Path, input_dir: 
                                  start_new_session=True)
         open("child.pid", "w").write(str(child.pid))
     """
-    r = run(code, attempt, input_dir)
+    r = run(code, attempt, input_dir, isolation=backend)
     assert r.status == "ok", r.stderr_tail
-    assert wait_gone(read_pid(attempt / "child.pid"))
+    assert (attempt / "child.pid").exists()  # the child did start
+    assert wait_none_in(attempt)
 
 
-def test_huge_allocation_is_memory(tmp_path: Path, input_dir: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_huge_allocation_is_memory(tmp_path: Path, input_dir: Path, backend: str) -> None:
     code = """
         big = bytearray(2 * 1024**3)
         print("Final Validation Performance: 1.0")
     """
-    r = run(code, tmp_path / "a", input_dir, memory_mb=300)
+    r = run(code, tmp_path / "a", input_dir, isolation=backend, memory_mb=300)
     assert r.status == "memory", (r.status, r.stderr_tail)
     assert not r.succeeded
 
 
-def test_gradual_growth_killed_by_rss_monitor(tmp_path: Path, input_dir: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gradual_growth_killed_by_rss_monitor(tmp_path: Path, input_dir: Path, backend: str) -> None:
     """Stays under RLIMIT_AS, so only the RSS monitor can stop it."""
     code = """
         import time
@@ -242,14 +252,15 @@ def test_gradual_growth_killed_by_rss_monitor(tmp_path: Path, input_dir: Path) -
         time.sleep(5)
         print("Final Validation Performance: 1.0")
     """
-    r = run(code, tmp_path / "a", input_dir, memory_mb=300)
+    r = run(code, tmp_path / "a", input_dir, isolation=backend, memory_mb=300)
     assert r.status == "memory", (r.status, r.stderr_tail)
     assert r.returncode is None and "exceeded 300 MB" in r.stderr_tail
     assert r.duration_s < 4
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_secrets_not_visible_and_home_is_attempt(
-    tmp_path: Path, input_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, input_dir: Path, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
     monkeypatch.setenv("MY_SECRET_TOKEN", "hunter2")
@@ -259,7 +270,7 @@ def test_secrets_not_visible_and_home_is_attempt(
         import json, os
         print(json.dumps(dict(os.environ)))
     """
-    r = run(code, attempt, input_dir)
+    r = run(code, attempt, input_dir, isolation=backend)
     assert r.status == "ok", r.stderr_tail
     env = json.loads((attempt / "stdout.txt").read_text())
     for name in ("OPENAI_API_KEY", "MY_SECRET_TOKEN", "HF_TOKEN"):
@@ -293,7 +304,8 @@ def test_concurrent_calls_are_serialised(tmp_path: Path, input_dir: Path) -> Non
     assert e1 <= s2  # no overlap
 
 
-def test_ml_stack_runs_under_memory_limit(tmp_path: Path, input_dir: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ml_stack_runs_under_memory_limit(tmp_path: Path, input_dir: Path, backend: str) -> None:
     code = """
         import numpy as np, pandas as pd, lightgbm as lgb
         from sklearn.model_selection import train_test_split
@@ -305,6 +317,6 @@ def test_ml_stack_runs_under_memory_limit(tmp_path: Path, input_dir: Path) -> No
         model = lgb.LGBMClassifier(n_estimators=30, verbose=-1).fit(Xtr, ytr)
         print(f"Final Validation Performance: {roc_auc_score(yva, model.predict_proba(Xva)[:, 1])}")
     """
-    r = run(code, tmp_path / "a", input_dir, memory_mb=4096, timeout_s=60)
+    r = run(code, tmp_path / "a", input_dir, isolation=backend, memory_mb=4096, timeout_s=60)
     assert r.status == "ok", r.stderr_tail
     assert r.score is not None and r.score > 0.8
