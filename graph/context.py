@@ -18,6 +18,8 @@ from typing import Any
 from runtime.models import ROLES, check_model_spec, parse_model_spec
 from runtime.sandbox import ISOLATION_CHOICES
 
+CHECK_MODES = ("off", "static", "model")
+
 
 def _f(default: Any, description: str, low: float | None = None, high: float | None = None):
     return field(default=default, metadata={"description": description, "min": low, "max": high})
@@ -50,6 +52,11 @@ class Context:
     static_checks: bool = _f(True, "Refuse, before running, generated scripts that use the network, shells or "
                              "subprocesses, install packages, read hidden answers or touch files outside their "
                              "folder; the refusal reason goes back to the model like an error.")
+    leakage_check: str = _f("static", "Data-leakage check of every scored validation script: 'off', 'static' "
+                            "(syntax-tree check: something fitted on validation rows; no model call) or 'model' "
+                            "(static, then the reviewer model). A finding goes back to the coder for a fix.")
+    usage_check: str = _f("static", "Data-usage check of the first scripts: 'off', 'static' (provided files "
+                          "never read) or 'model' (static, then the reviewer model, which also looks at columns).")
     max_train_rows: int = _f(30000, "Scripts are told to subsample training data to at most this many rows "
                              "while exploring.", 100, 10_000_000)
     temperature: float = _f(0.2, "Sampling temperature of every model call.", 0.0, 2.0)
@@ -115,6 +122,9 @@ def validate_context(ctx: Context) -> Context:
             raise ConfigError(f"Setting {role}_model: {exc}") from None
     if ctx.isolation not in ISOLATION_CHOICES:
         raise ConfigError(f"Setting isolation={ctx.isolation!r} is unknown; use one of {', '.join(ISOLATION_CHOICES)}.")
+    for name in ("leakage_check", "usage_check"):
+        if getattr(ctx, name) not in CHECK_MODES:
+            raise ConfigError(f"Setting {name}={getattr(ctx, name)!r} is unknown; use one of {', '.join(CHECK_MODES)}.")
     for name, (low, high) in field_bounds().items():
         value = getattr(ctx, name)
         if isinstance(value, float) and not math.isfinite(value):

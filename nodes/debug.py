@@ -65,20 +65,29 @@ def failure_report(result: ExecutionResult) -> str:
 
 
 def run_with_debugging(ctx: Context, state: dict, *, code: str, exec_key: str, node: str,
-                       check: Check | None = None, rules: str | None = None) -> tuple[dict | None, ExecutionResult]:
+                       check: Check | None = None, advisory: Check | None = None,
+                       rules: str | None = None) -> tuple[dict | None, ExecutionResult]:
     """Run a script; while it fails, ask the coder for a fix (at most ctx.debug_rounds times).
 
-    `rules` are the script rules the fix must follow (default: a validation script's rules).
-    Returns (solution or None, last result); a solution is {code, score, path}.
+    `check` must pass for a scored script to count (e.g. a valid submission). `advisory` findings
+    (data leakage, unused data) are sent to the coder too, but when no fix passes them the first scored
+    script is kept with its `findings`. `rules` are the script rules the fix must follow (default: a
+    validation script's rules). Returns (solution or None, last result); a solution is {code, score, path}.
     """
     task = task_of(state)
+    flagged = None
     for round_ in range(ctx.debug_rounds + 1):
         result = execute(ctx, state, code=code, exec_key=f"{exec_key}/d{round_}")
         problem = failure_report(result) if not result.succeeded else (check(result) if check else None)
+        solution = {"code": code, "score": result.score, "path": result.attempt_dir}
+        if problem is None and result.succeeded and advisory is not None:
+            problem = advisory(result)
+            if problem and flagged is None:
+                flagged = {**solution, "findings": problem}
         emit(lane=state.get("lane"), node=node, event="script", key=exec_key, status=result.status,
              score=result.score, problem=bool(problem))
         if problem is None:
-            return {"code": code, "score": result.score, "path": result.attempt_dir}, result
+            return solution, result
         if round_ == ctx.debug_rounds:
             break
         prompt = FIX_SCRIPT.format(task_header=task_header(task, state["data_summary"]), code=code,
@@ -88,4 +97,4 @@ def run_with_debugging(ctx: Context, state: dict, *, code: str, exec_key: str, n
                        prompt=prompt, parse=extract_code)
         except AnswerError:
             break
-    return None, result
+    return flagged, result

@@ -6,6 +6,7 @@ from langgraph.runtime import Runtime
 
 from graph.context import Context, run_context
 from nodes.common import direction, emit, fmt_score, ranked, script_rules, task_header, task_of
+from nodes.checks import validation_checks
 from nodes.debug import run_with_debugging
 from nodes.llm import ask
 from nodes.refine import goals_note
@@ -49,7 +50,7 @@ def ensemble(state: dict, runtime: Runtime[Context]) -> dict:
                                                       rules=script_rules(task, ctx)),
                    parse=extract_code)
         solution, _ = run_with_debugging(ctx, {**state, "lane": -1}, code=code, exec_key=f"ensemble/r{r}",
-                                         node="ensemble")
+                                         node="ensemble", advisory=validation_checks(ctx, state))
     except AnswerError:
         pass
     emit(node="ensemble", event="round", round=r, score=solution and solution["score"])

@@ -6,6 +6,7 @@ from langgraph.runtime import Runtime
 
 from graph.context import Context, run_context
 from nodes.common import emit, ranked, script_rules, task_header, task_of
+from nodes.checks import validation_checks
 from nodes.debug import run_with_debugging
 from nodes.llm import ask
 from prompts.evaluate import FIRST_SCRIPT
@@ -23,7 +24,8 @@ def evaluate_approach(ctx: Context, state: dict, approach: dict) -> dict | None:
                    parse=extract_code)
     except AnswerError:
         return None
-    solution, _ = run_with_debugging(ctx, state, code=code, exec_key=key, node="evaluate")
+    solution, _ = run_with_debugging(ctx, state, code=code, exec_key=key, node="evaluate",
+                                     advisory=validation_checks(ctx, state, usage=True))
     return solution and {**solution, "origin": f"candidate:{approach['key']}"}
 
 

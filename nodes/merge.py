@@ -6,6 +6,7 @@ from langgraph.runtime import Runtime
 
 from graph.context import Context, run_context
 from nodes.common import emit, fmt_score, not_worse, script_rules, task_header, task_of
+from nodes.checks import validation_checks
 from nodes.debug import run_with_debugging
 from nodes.llm import ask
 from prompts.merge import MERGE_SCRIPT
@@ -25,7 +26,8 @@ def merge(state: dict, runtime: Runtime[Context]) -> dict:
     try:
         code = ask(ctx, run_id=state["run_id"], node="merge", role="coder", call_key=key, prompt=prompt,
                    parse=extract_code)
-        merged, _ = run_with_debugging(ctx, state, code=code, exec_key=key, node="merge")
+        merged, _ = run_with_debugging(ctx, state, code=code, exec_key=key, node="merge",
+                                       advisory=validation_checks(ctx, state))
     except AnswerError:
         pass
     kept = merged is not None and not_worse(merged["score"], base["score"], task.lower_is_better)

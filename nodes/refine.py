@@ -11,6 +11,7 @@ from langgraph.runtime import Runtime
 
 from graph.context import Context, run_context
 from nodes.common import direction, emit, fmt_score, is_better, ranked, task_header, task_of
+from nodes.checks import validation_checks
 from nodes.debug import run_with_debugging
 from nodes.llm import ask
 from prompts import refine as P
@@ -107,7 +108,8 @@ def refine(state: dict, runtime: Runtime[Context]) -> dict:
         new_block = ask(ctx, run_id=state["run_id"], node="refine", role="coder", call_key=key, prompt=prompt,
                         parse=extract_code)
         code = replace_block(state["solution"]["code"], target["block"], new_block)
-        solution, _ = run_with_debugging(ctx, state, code=code, exec_key=key, node="refine")
+        solution, _ = run_with_debugging(ctx, state, code=code, exec_key=key, node="refine",
+                                         advisory=validation_checks(ctx, state))
     except AnswerError:
         pass
     attempt = {"plan": target["plan"], "score": solution and solution["score"],
