@@ -81,8 +81,7 @@ def validation_checks(ctx: Context, state: dict, *, usage: bool = False):
     if ctx.leakage_check == "off" and (not usage or ctx.usage_check == "off"):
         return None
 
-    def check(result: ExecutionResult) -> str | None:
-        code = (Path(result.attempt_dir) / "solution.py").read_text()
+    def check(code: str, result: ExecutionResult) -> str | None:
         call_key = Path(result.attempt_dir).name
         leaks = leakage_problems(ctx, state, code, call_key)
         ignored = usage_problems(ctx, state, code, call_key) if usage else []

@@ -17,6 +17,8 @@ from runtime.static_check import check_script
 
 # A check looks at a finished, scored attempt and returns a problem to fix, or None.
 Check = Callable[[ExecutionResult], str | None]
+# An advisory check also gets the code we ran (never re-read from the attempt folder the script could change).
+Advisory = Callable[[str, ExecutionResult], str | None]
 
 
 def attempt_dir(state: dict, exec_key: str) -> Path:
@@ -65,7 +67,7 @@ def failure_report(result: ExecutionResult) -> str:
 
 
 def run_with_debugging(ctx: Context, state: dict, *, code: str, exec_key: str, node: str,
-                       check: Check | None = None, advisory: Check | None = None,
+                       check: Check | None = None, advisory: Advisory | None = None,
                        rules: str | None = None) -> tuple[dict | None, ExecutionResult]:
     """Run a script; while it fails, ask the coder for a fix (at most ctx.debug_rounds times).
 
@@ -81,7 +83,7 @@ def run_with_debugging(ctx: Context, state: dict, *, code: str, exec_key: str, n
         problem = failure_report(result) if not result.succeeded else (check(result) if check else None)
         solution = {"code": code, "score": result.score, "path": result.attempt_dir}
         if problem is None and result.succeeded and advisory is not None:
-            problem = advisory(result)
+            problem = advisory(code, result)
             if problem and flagged is None:
                 flagged = {**solution, "findings": problem}
         emit(lane=state.get("lane"), node=node, event="script", key=exec_key, status=result.status,

@@ -8,8 +8,10 @@ file from clobbering each other's half-written temporary file.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +49,27 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
 
 
 def atomic_copy(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
-    """Copy the file ``source`` to ``target`` atomically; returns the target path."""
-    with open(source, "rb") as src:
+    """Copy the regular file ``source`` (never through a symlink) to ``target`` atomically; returns the target."""
+    with open_regular(source) as src:
         return _replace_with(target, lambda f: shutil.copyfileobj(src, f))
+
+
+class NotRegularFile(OSError):
+    """A file that generated code wrote is a symlink, a FIFO or another special file."""
+
+
+def open_regular(path: str | os.PathLike[str], mode: str = "rb") -> BinaryIO:
+    """Open a file that generated code may have tampered with: refuse a symlink (O_NOFOLLOW), and refuse
+    a FIFO, device or socket without blocking on it (O_NONBLOCK, then fstat). `mode` is "rb" or "ab"."""
+    flags = {"rb": os.O_RDONLY, "ab": os.O_WRONLY | os.O_APPEND}[mode] | os.O_NOFOLLOW | os.O_NONBLOCK
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotRegularFile(errno.ELOOP, "is a symbolic link, not a regular file", str(path)) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise NotRegularFile(errno.EINVAL, "is not a regular file", str(path))
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, mode)

@@ -7,8 +7,10 @@ Two isolation backends (docs/security.md has the full threat model):
 
 * ``bwrap`` (bubblewrap, the sandbox Flatpak uses): the script sees a private mount namespace with
   only the system libraries, the Python installation, the task's input (read-only) and its own
-  attempt folder (the only writable place) plus a private /tmp; no network, no other processes, no
-  home directory, no checkpoint or journal files, no hidden answers.
+  attempt folder (the only writable place) plus a private /tmp and /dev/shm of 64 MiB each; the root
+  and /dev are remounted read-only. The script runs as uid 65534 in a user namespace with every
+  capability dropped; no network, no other processes, no home directory, no checkpoint or journal
+  files, no hidden answers.
 * ``subprocess``: a plain child process; used when bwrap is unavailable, with a warning. It
   shares our filesystem and network.
 
@@ -29,6 +31,9 @@ Both backends apply the same limits and cleanup:
 * Secret leakage through the environment: the child gets an allow-listed environment; anything
   whose name looks like a credential is dropped, and ``HOME`` points at the attempt directory.
 * Deadlocks on output: stdout/stderr go to files, never pipes.
+* Tampered outputs: files the script could replace (stdout/stderr, submission.csv) are opened without
+  following symlinks and only when they are regular files (``runtime.files.open_regular``), so a
+  symlink cannot smuggle an outside file into the journal or the submission, nor a FIFO hang us.
 * Contention with local model inference: runs hold ``runtime.compute.exclusive_compute``.
 
 Not covered by either backend: total disk use (only single files are capped), CPU starvation of
@@ -61,12 +66,15 @@ from typing import Any, Mapping
 import psutil
 
 from runtime.compute import exclusive_compute
+from runtime.files import NotRegularFile, open_regular
 
 log = logging.getLogger(__name__)
 
 ISOLATION_CHOICES = ("auto", "bwrap", "subprocess")
 TAIL_CHARS = 3000
 POLL_INTERVAL_S = 0.1
+SANDBOX_UID = 65534  # "nobody" inside bwrap's user namespace, with no capabilities
+TMPFS_BYTES = 64 * 1024 * 1024  # each of the sandbox's private /tmp and /dev/shm
 # RLIMIT_AS = AS_FACTOR * memory_mb + AS_HEADROOM_MB. Importing pandas+sklearn+lightgbm alone
 # reserves ~600 MB of address space with ~170 MB resident; the RSS monitor is the real guard.
 AS_FACTOR = 2
@@ -217,13 +225,16 @@ def _link_input(attempt: Path, input_dir: Path) -> None:
 
 
 def _read_tail(path: Path, max_bytes: int) -> str:
+    """The end of an output file; the script may have replaced it by a symlink or FIFO: then a note, not its target."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             f.seek(0, os.SEEK_END)
             f.seek(max(0, f.tell() - max_bytes))
             return f.read().decode("utf-8", errors="replace")
     except FileNotFoundError:
         return ""
+    except NotRegularFile:
+        return f"[sandbox] {path.name} was replaced by a link or special file; its content is ignored\n"
 
 
 class _suppress_os_error:
@@ -432,7 +443,11 @@ def _python_roots(python: str) -> list[str]:
 def _bwrap_argv(attempt: Path, input_dir: Path, python: str) -> list[str]:
     """bubblewrap arguments: system files, Python and the input read-only; only the attempt folder writable."""
     argv = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent", "--new-session",
-            "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--ro-bind", "/usr", "/usr"]
+            "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--cap-drop", "ALL",
+            "--dev", "/dev", "--proc", "/proc", "--ro-bind", "/usr", "/usr"]
+    # RAM-backed scratch space is small: the RSS monitor cannot see what a tmpfs holds.
+    for scratch in ("/tmp", "/dev/shm"):
+        argv += ["--size", str(TMPFS_BYTES), "--tmpfs", scratch]
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
         if os.path.islink(top):
             argv += ["--symlink", os.readlink(top), top]
@@ -444,7 +459,7 @@ def _bwrap_argv(attempt: Path, input_dir: Path, python: str) -> list[str]:
     for root in _python_roots(python):
         argv += ["--ro-bind", root, root]
     argv += ["--ro-bind", str(input_dir), str(input_dir), "--bind", str(attempt), str(attempt),
-             "--chdir", str(attempt), "--"]
+             "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", str(attempt), "--"]
     return argv
 
 
@@ -510,8 +525,8 @@ def _execute(attempt: Path, input_dir: Path, script_name: str, python: str, limi
     duration = time.monotonic() - start
 
     if reason in ("timeout", "memory", "processes"):
-        with open(stderr_path, "a", encoding="utf-8") as f:
-            f.write(_kill_note(reason, limits.timeout_s, limits.memory_mb, limits.max_processes))
+        with _suppress_os_error(), open_regular(stderr_path, "ab") as f:  # never append through a symlink
+            f.write(_kill_note(reason, limits.timeout_s, limits.memory_mb, limits.max_processes).encode())
         return reason, None, duration
     stderr_scan = _read_tail(stderr_path, 64 * 1024)
     return _classify(reason, returncode, stderr_scan), returncode, duration

@@ -20,7 +20,10 @@ OS_FORBIDDEN = {"system", "popen", "fork", "forkpty", "setsid", "kill", "killpg"
                 "spawnlpe", "spawnv", "spawnve", "spawnvp", "spawnvpe", "posix_spawn", "posix_spawnp", "execl",
                 "execle", "execlp", "execlpe", "execv", "execve", "execvp", "execvpe", "chdir", "chroot", "chmod",
                 "chown", "rmdir", "removedirs", "rename", "renames", "replace", "symlink", "link", "putenv",
-                "unsetenv", "setuid", "setgid", "nice", "daemon"}
+                "unsetenv", "setuid", "setgid", "nice", "daemon", "mkfifo", "mknod"}
+# Methods (of any object, e.g. pathlib.Path) that make links: a link in the attempt folder could point
+# the agent, which reads the folder after the run, at a file outside it.
+LINK_METHODS = {"symlink_to", "hardlink_to", "link_to"}
 DYNAMIC_BUILTINS = {"exec", "eval", "compile", "__import__", "breakpoint"}
 DELETERS = {"remove", "unlink", "rmtree", "rmdir"}
 WRITERS = {"to_csv", "to_parquet", "to_pickle", "to_json", "to_feather", "write_text", "write_bytes", "savefig",
@@ -29,6 +32,7 @@ WRITE_MODES = re.compile(r"[wax+]")
 ABSOLUTE_PATH = re.compile(r"^(/|~|[A-Za-z]:\\)[A-Za-z0-9_.~-]")
 PARENT_PATH = re.compile(r"(^|[/\\])\.\.([/\\]|$)")
 INSTALL = re.compile(r"\b(pip3?|conda|apt(-get)?|mamba)\s+install\b")
+URL = re.compile(r"^(https?|ftps?|s3|gs|wss?)://", re.IGNORECASE)
 ANSWER_WORDS = re.compile(r"(^|[/\\_.-])(answers?|private|solution_key|ground_truth)([/\\_.-]|$)", re.IGNORECASE)
 
 
@@ -48,6 +52,8 @@ def _module_problem(name: str) -> str | None:
 def _string_problem(text: str) -> str | None:
     if INSTALL.search(text):
         return "installing packages"
+    if URL.match(text.strip()):
+        return "network access (a URL; pandas and numpy would download it)"
     if ABSOLUTE_PATH.match(text) or PARENT_PATH.search(text):
         return "a path outside the script's folder (use ./input/... and the current folder only)"
     if ANSWER_WORDS.search(text):
@@ -95,6 +101,8 @@ def _call_problem(node: ast.Call) -> str | None:
         return f"deletes files with {name}()"
     if _mentions_input(node) and (name in WRITERS or name == "open" and _opens_for_writing(node)):
         return f"writes into the input folder with {name}() (the task data is read-only)"
+    if owner is not None and name in LINK_METHODS:
+        return f"makes a link with {name}() (write plain files only)"
     if owner == "shutil" and name in {"move", "copytree", "chown"}:
         return f"calls shutil.{name}() (moves files around)"
     if name == "getattr" and node.args and isinstance(node.args[0], ast.Name) and node.args[0].id in {"os", "sys",

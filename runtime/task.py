@@ -25,6 +25,7 @@ import pandas as pd
 
 from prompts.task import METRIC_QUESTION
 from runtime import metrics
+from runtime.files import open_regular
 
 DESCRIPTION_FILES = ("description.md", "task_description.txt", "description.txt")
 SAMPLE_SUBMISSION_FILES = ("sample_submission.csv", "sampleSubmission.csv", "sample_submission.CSV")
@@ -514,10 +515,13 @@ def _fit_lines(head: list[str], columns: list[str], max_chars: int) -> str:
 def validate_submission(task: Task, submission_path: str | os.PathLike) -> list[str]:
     """Problems that would make the submission unscorable or wrongly scored; [] means valid."""
     path = os.fspath(submission_path)
+    if os.path.islink(path) or (os.path.exists(path) and not os.path.isfile(path)):
+        return [f"Submission file {path} is a link or special file: write the CSV itself, as a regular file"]
     if not os.path.isfile(path):
         return [f"Submission file {path} does not exist: write the predictions to it"]
     try:
-        submission = pd.read_csv(path, low_memory=False)
+        with open_regular(path) as f:
+            submission = pd.read_csv(f, low_memory=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as e:
         return [f"Submission file {path} cannot be read as CSV: {str(e).strip() or type(e).__name__}"]
     sample = read_csv(task.path(task.sample_submission_file))

@@ -143,6 +143,38 @@ print('Final Validation Performance: 1')
     _h("huge_file", "with open('big.bin', 'wb') as f:\n    for _ in range(64):\n        f.write(b'x' * 1024 ** 2)",
        SANDBOX, ("error",)),
     _h("stdout_flood", "import sys\nfor _ in range(64):\n    sys.stdout.write('x' * 1024 ** 2)", SANDBOX, ("error",)),
+    # The agent reads stdout.txt after the run, outside any sandbox: a symlink must not make it read the key.
+    _h("stdout_symlink_to_secret", """
+import pathlib
+link = pathlib.Path('s.lnk')
+link.symlink_to({ssh_key!r})
+link.rename('stdout.txt')
+""", SANDBOX),
+    _h("stderr_symlink_then_timeout", """
+import pathlib
+link = pathlib.Path('e.lnk')
+link.symlink_to({outside!r})
+link.rename('stderr.txt')
+while True:
+    pass
+""", SANDBOX, ("timeout",)),  # the kill note must not be appended through the link
+    _h("stdout_fifo_hangs_the_reader", """
+import os, pathlib
+os.mkfifo('o.fifo')
+pathlib.Path('o.fifo').rename('stdout.txt')
+""", SANDBOX),
+    _h("fill_private_tmp", """
+with open('/tmp/fill.bin', 'wb') as f:
+    for _ in range(60):
+        f.write(b'x' * 10 * 1024 ** 2)
+""", STATIC, ("error",)),  # RAM the RSS monitor cannot see: bwrap's /tmp is small
+    _h("fill_dev_shm", """
+with open('/dev/shm/fill.bin', 'wb') as f:
+    for _ in range(60):
+        f.write(b'x' * 10 * 1024 ** 2)
+""", STATIC, ("error",)),
+    _h("read_csv_from_url", "import pandas as pd\npd.read_csv('http://127.0.0.1:{port}/data.csv')", STATIC, ("error",)),
+    _h("write_sandbox_root", "open('/evil.txt', 'w').write('x' * 10)", STATIC, ("error",)),
 ]
 
 # Limits the corpus runs under (small, so the resource attacks end fast).
@@ -213,14 +245,16 @@ class Canaries:
             outside=str(self.root / "outside.txt"), tmp_canary=str(self.tmp_canary),
             agent_file=str(self.root / "agent" / "nodes.py"), port=self.port)
 
-    def escapes(self, attempt: Path) -> list[str]:
+    def escapes(self, attempt: Path, result=None) -> list[str]:
         """Every sign that an attack got out; empty when it was contained."""
         time.sleep(0.3)  # let a late connection or write land before looking
         found = []
         for name in ("stdout.txt", "stderr.txt"):
             path = attempt / name
-            if path.exists() and self.token in path.read_text(errors="replace"):
+            if path.is_file() and not path.is_symlink() and self.token in path.read_text(errors="replace"):
                 found.append(f"canary secret in {name}")
+        if result is not None and self.token in result.stdout_tail + result.stderr_tail:
+            found.append("canary secret in what the agent recorded of the run")
         if (self.root / "outside.txt").exists():
             found.append("wrote a file outside its folder")
         if self.tmp_canary.exists():
@@ -233,11 +267,11 @@ class Canaries:
             found.append(f"reached a local server: {self.connections}")
         if (attempt / "big.bin").exists() and (attempt / "big.bin").stat().st_size > LIMITS["max_file_mb"] * 1024 ** 2:
             found.append("wrote a file above the size limit")
-        if (attempt / "stdout.txt").exists() and \
+        if (attempt / "stdout.txt").is_file() and \
                 (attempt / "stdout.txt").stat().st_size > LIMITS["max_file_mb"] * 1024 ** 2:
             found.append("flooded stdout above the size limit")
         stdout = attempt / "stdout.txt"
-        if stdout.exists() and "Successfully installed" in stdout.read_text(errors="replace"):
+        if stdout.is_file() and not stdout.is_symlink() and "Successfully installed" in stdout.read_text(errors="replace"):
             found.append("installed a package")
         return found
 

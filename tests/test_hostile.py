@@ -13,8 +13,12 @@ from pathlib import Path
 import psutil
 import pytest
 
+from nodes.submit import publish
+from runtime.files import NotRegularFile
 from runtime.sandbox import run_script
 from runtime.static_check import check_script
+from runtime.task import load_task, validate_submission
+from tests.conftest import EXAMPLES
 from tests.hostile_corpus import CORPUS, LIMITS, SANDBOX, Canaries
 from tests.test_sandbox import BACKENDS, processes_in
 
@@ -48,7 +52,7 @@ def test_hostile_script_is_contained(backend: str, hostile, canaries: Canaries, 
     result = run_script(code, attempt, canaries.input_dir, isolation=backend, **LIMITS)
     assert result.isolation == backend
     assert result.status in hostile.statuses, (result.status, result.stderr_tail[-800:])
-    assert canaries.escapes(attempt) == [], f"{hostile.name} escaped the {backend} backend"
+    assert canaries.escapes(attempt, result) == [], f"{hostile.name} escaped the {backend} backend"
     assert not canaries.late_marker(attempt, wait_s=2.5 if "daemon" in hostile.name else 0), \
         "a process outlived the run"
     assert processes_in(attempt) == [], "processes left behind in the attempt folder"
@@ -70,6 +74,23 @@ with open("notes.txt", "w") as f:
 print(f"Final Validation Performance: {0.5}")
 """
     assert check_script(code) == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_submission_symlink_to_the_answers_is_refused_not_published(backend: str, tmp_path: Path):
+    """The agent validates and copies submission.csv outside the sandbox: a link must not carry the answers."""
+    task = load_task(EXAMPLES / "titanic")
+    attempt = tmp_path / "attempt"
+    code = (f"import pathlib\nlink = pathlib.Path('s.lnk')\nlink.symlink_to({task.answers_path!r})\n"
+            "link.rename('submission.csv')\n")
+    result = run_script(code, attempt, task.data_dir, isolation=backend, **LIMITS)
+    assert result.status == "ok" and (attempt / "submission.csv").is_symlink()
+
+    [problem] = validate_submission(task, attempt / "submission.csv")
+    assert "is a link or special file" in problem
+    with pytest.raises(NotRegularFile):
+        publish(str(attempt), str(tmp_path / "workspace"))
+    assert not (tmp_path / "workspace" / "submission.csv").exists()
 
 
 def test_no_zombie_or_orphan_after_the_corpus():
