@@ -40,6 +40,18 @@ def ranked(solutions: Iterable[dict | None], lower_is_better: bool) -> list[dict
     return sorted(scored, key=lambda s: s["score"], reverse=not lower_is_better)
 
 
+def distinct(solutions: Iterable[dict]) -> list[dict]:
+    """Solutions with different code, first of each kept: merging or ensembling a script with itself
+    costs model calls and script runs and cannot help (e.g. the champion's code re-found by a lane)."""
+    seen, kept = set(), []
+    for solution in solutions:
+        key = solution["code"].strip()
+        if key not in seen:
+            seen.add(key)
+            kept.append(solution)
+    return kept
+
+
 def fmt_score(score: float | None) -> str:
     return "no score" if score is None else f"{score:.6g}"
 

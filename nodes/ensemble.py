@@ -5,7 +5,7 @@ from __future__ import annotations
 from langgraph.runtime import Runtime
 
 from graph.context import Context, run_context
-from nodes.common import direction, emit, fmt_score, ranked, script_rules, task_header, task_of
+from nodes.common import direction, distinct, emit, fmt_score, ranked, script_rules, task_header, task_of
 from nodes.checks import validation_checks
 from nodes.debug import run_with_debugging
 from nodes.llm import ask
@@ -16,7 +16,7 @@ from runtime.parsing import AnswerError, extract_code
 
 def lane_solutions(state: dict) -> list[dict]:
     results = sorted(state.get("lane_results", []), key=lambda r: r["lane"])
-    return [r["solution"] for r in results if r.get("solution") and r["solution"].get("score") is not None]
+    return distinct(r["solution"] for r in results if r.get("solution") and r["solution"].get("score") is not None)
 
 
 def ensemble_focus(state: dict) -> str:

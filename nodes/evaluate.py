@@ -5,7 +5,7 @@ from __future__ import annotations
 from langgraph.runtime import Runtime
 
 from graph.context import Context, run_context
-from nodes.common import emit, ranked, script_rules, task_header, task_of
+from nodes.common import distinct, emit, ranked, script_rules, task_header, task_of
 from nodes.checks import validation_checks
 from nodes.debug import run_with_debugging
 from nodes.llm import ask
@@ -54,7 +54,7 @@ def evaluate(state: dict, runtime: Runtime[Context]) -> dict:
                                          exec_key=f"lane{state['lane']}/eval/champion", node="evaluate")
         candidates.append({"key": "champion", "title": "best solution of the champion run",
                            "solution": solution and {**solution, "origin": "champion"}})
-    order = ranked([c["solution"] for c in candidates], task.lower_is_better)
+    order = distinct(ranked([c["solution"] for c in candidates], task.lower_is_better))
     if not order and ctx.catalog_fallback:
         fallback = catalog_fallback(ctx, state)
         order = [fallback] if fallback else []

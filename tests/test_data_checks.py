@@ -164,3 +164,4 @@ def test_an_extra_file_the_script_ignores_is_sent_to_the_coder(tmp_path, answers
     [fix] = calls(ctx, "lane0/eval/linear/fix%")
     assert "./input/cabins.csv is provided but never read" in fix["prompt"]
     assert "cabins.csv" in solution["findings"]  # the scripted fix changes nothing: kept with the finding
+
