@@ -72,8 +72,8 @@ class Context:
                                   "(0 = never stop early).", 0, 20)
     allow_config_override: bool = _f(True, "Let the Enhancer change settings of the next run (its goals are "
                                      "applied either way).")
-    warm_start: bool = _f(True, "Run k+1 also evaluates the champion run's best solution as a candidate, so "
-                          "refinement can continue from it.")
+    warm_start: bool = _f(True, "Lane 0 of run k+1 also evaluates the champion run's best solution as a "
+                          "candidate, so refinement can continue from it.")
     workspace_root: str = _f("workspace", "Folder for run artifacts: <workspace_root>/<task>/<run_id>/.")
     journal_path: str = _f("checkpoints/journal.db", "SQLite journal of model calls, script runs and runs.")
 

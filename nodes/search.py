@@ -59,10 +59,13 @@ def lane_approaches(approaches: list[dict], lane: int, m: int) -> list[dict]:
 
 
 def fan_out_lanes(state: dict, runtime: Runtime[Context]) -> list[Send]:
+    """One Send per lane. Only lane 0 gets the champion's solution (warm start): the other lanes explore
+    from scratch, so the ensemble still has different solutions to combine."""
     ctx = run_context(state, runtime)
     return [Send("lane", {
         "lane": lane, "run_id": state["run_id"], "task": state["task"], "workspace": state["workspace"],
         "input_dir": state["input_dir"], "data_summary": state["data_summary"],
         "approaches": lane_approaches(state["approaches"], lane, ctx.num_candidates),
-        **{key: state[key] for key in ("overrides", "goals", "warm_start") if state.get(key)},
+        **{key: state[key] for key in ("overrides", "goals") if state.get(key)},
+        **({"warm_start": state["warm_start"]} if lane == 0 and state.get("warm_start") else {}),
     }) for lane in range(ctx.num_lanes)]
