@@ -15,14 +15,14 @@ import typer
 from rich.console import Console
 from rich.markdown import Markdown
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from graph.checkpoint import DEFAULT_CHECKPOINTS, open_checkpointer
 from graph.context import ConfigError, Context, build_context, check_writable, load_config_file, preflight
 from graph.meta import build_meta_graph
 from graph.progress import Progress
 from nodes.meta_loop import meta_workspace
-from nodes.report import write_report
+from nodes.report import USAGE_GROUPS, USAGE_HEADERS, usage_cells, usage_total, write_report
 from runtime.journal import open_journal
 from runtime.models import ROLES
 from runtime.orphans import reap_orphans
@@ -243,7 +243,8 @@ def report(
     snapshot = thread_state(run_id, checkpoints)
     if not snapshot.values.get("history"):
         fail(f"Run {run_id} has no finished pipeline run yet; `mlestar status {run_id}` shows where it is.")
-    result = write_report(snapshot.values, meta_workspace(snapshot.values, ctx))
+    result = write_report(snapshot.values, meta_workspace(snapshot.values, ctx),
+                          open_journal(str(journal_path)).usage_breakdown(run_id))
     console.print(Markdown(Path(result["markdown"]).read_text()))
     console.print(f"Written to {result['markdown']} and {result['plot']}")
 
@@ -259,24 +260,41 @@ def status(
     rows = [journal.get_run(run_id)] if run_id else journal.runs()
     if run_id and rows[0] is None:
         fail(f"No run {run_id} in {journal_path}.")
-    table = Table("run", "task", "status", "best validation score", "updated", "submission")
+    table = Table("run", "task", "status", "best validation score", "updated", "submission", "stop reason")
     for row in rows:
         updated = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["updated_at"]))
         best = "" if row.get("best_score") is None else f"{row['best_score']:.6g}"
         table.add_row(row["run_id"], row.get("task") or "", row.get("status") or "", best, updated,
-                      row.get("submission") or "")
+                      row.get("submission") or "", row.get("stop_reason") or "")
     console.print(table)
     if run_id:
         for run in journal.meta_runs(run_id):
-            console.print(f"  run {run['run_index']}: {run['status']}, validation score {fmt(run['best_score'])}, "
-                          f"{run['duration_s']:.0f} s, settings changed: {run['overrides']}")
+            stopped = (journal.get_run(run["run_id"]) or {}).get("stop_reason") or "-"
+            console.print(f"  run {run['run_index']}: {run['status']} ({escape(stopped)}), validation score "
+                          f"{fmt(run['best_score'])}, {run['duration_s']:.0f} s, settings changed: {run['overrides']}")
         usage = journal.usage(run_id)
         console.print(" ".join(f"{k}={v}" for k, v in usage.items()))
+        for usage_table in usage_tables(journal.usage_breakdown(run_id)):
+            console.print(usage_table)
         if rows[0]["status"] == "running" and Path(checkpoints).exists():
             snapshot = thread_state(run_id, checkpoints)
             if snapshot.next:
                 console.print(f"Next: {', '.join(snapshot.next)}. If no process is running it, "
                               f"`mlestar resume {run_id}` finishes it.")
+
+
+def usage_tables(breakdown: dict[str, list[dict]]) -> list[Table]:
+    """Model calls, tokens, inference time and cost per role and per phase, each with a total row."""
+    tables = []
+    for group, title in USAGE_GROUPS:
+        table = Table(title, *(Column(h, justify="right") for h in USAGE_HEADERS), title=f"Model usage by {group}")
+        rows = breakdown.get(group, [])
+        for row in rows:
+            table.add_row(row["name"], *usage_cells(row))
+        total = usage_total(rows)
+        table.add_row("total", *usage_cells(total), style="bold")
+        tables.append(table)
+    return tables
 
 
 @app.command()

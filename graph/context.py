@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.models import ROLES, check_model_spec, parse_model_spec
+from runtime.budget import UNBUDGETED_ROLES, parse_prices, unpriced_models
 from runtime.sandbox import ISOLATION_CHOICES
 
 CHECK_MODES = ("off", "static", "model")
@@ -61,6 +62,17 @@ class Context:
                              "while exploring.", 100, 10_000_000)
     temperature: float = _f(0.2, "Sampling temperature of every model call.", 0.0, 2.0)
     max_tokens: int = _f(2048, "Upper bound on tokens in one model answer.", 64, 32768)
+    max_model_calls: int = _f(0, "Budget of one pipeline run: new model calls (0 = no limit). Once reached, the "
+                              "run skips to submitting its best solution.", 0, 1_000_000)
+    max_total_tokens: int = _f(0, "Budget of one pipeline run: tokens in + out of its new model calls "
+                               "(0 = no limit).", 0, 10_000_000_000)
+    max_cost_usd: float = _f(0.0, "Budget of one pipeline run: USD spent on model calls, priced by model_prices "
+                             "(0 = no limit).", 0.0, 1_000_000.0)
+    run_time_budget_s: int = _f(0, "Budget of one pipeline run: wall-clock seconds since it started, pauses "
+                                "included (0 = no limit).", 0, 10_000_000)
+    model_prices: str = _f("", "USD per 1M input/output tokens, SPEC=IN/OUT separated by commas, e.g. "
+                           "'openai:gpt-4o-mini=0.15/0.60'; layered over built-in OpenAI prices. Local, hf and "
+                           "scripted models cost 0 unless priced here.")
     full_data_submission: bool = _f(True, "Train the final model on all training rows before predicting test.")
     catalog_fallback: bool = _f(True, "When no generated script works, fall back to the catalog's tested example "
                                 "code so that the run still ends with a valid submission.")
@@ -114,6 +126,20 @@ def coerce_value(name: str, raw: Any) -> Any:
                           f"example: {name}={default}.") from None
 
 
+def check_prices(ctx: Context) -> None:
+    """model_prices must parse, and a money budget needs a price for every budgeted role's model."""
+    try:
+        prices = parse_prices(ctx.model_prices)
+    except ValueError as exc:
+        raise ConfigError(f"Setting model_prices: {exc}.") from None
+    if ctx.max_cost_usd:
+        unknown = unpriced_models([ctx.role_model(r) for r in ROLES if r not in UNBUDGETED_ROLES], prices)
+        if unknown:
+            raise ConfigError(f"Setting max_cost_usd={ctx.max_cost_usd:g} needs prices, but none is known for "
+                              f"{', '.join(unknown)}; add them, e.g. --set model_prices='{unknown[0]}=0.15/0.60' "
+                              f"(USD per 1M input/output tokens).")
+
+
 def validate_context(ctx: Context) -> Context:
     for role in ROLES:
         try:
@@ -132,6 +158,7 @@ def validate_context(ctx: Context) -> Context:
         if low is not None and value < low or high is not None and value > high:
             raise ConfigError(f"Setting {name}={value} is out of bounds [{low}, {high}]; "
                               f"pick a value in that range.")
+    check_prices(ctx)
     return ctx
 
 

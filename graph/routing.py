@@ -1,4 +1,9 @@
-"""Named routing functions: every conditional edge of the pipeline and lane graphs."""
+"""Named routing functions: every conditional edge of the pipeline and lane graphs.
+
+Once the run's budget is spent (`budget_spent`), no edge leads to another model call: lanes finish with
+what they have, no further ensemble round starts (the ensemble node itself skips a first round, since the
+lanes join it by a plain edge), and submit, which can still submit without a model, ends the run.
+"""
 
 from __future__ import annotations
 
@@ -7,35 +12,46 @@ from typing import Literal
 from langgraph.runtime import Runtime
 
 from graph.context import Context, run_context
+from nodes.llm import run_budget_problem
+from runtime.budget import has_budget
+
+
+def budget_spent(state: dict, ctx: Context) -> bool:
+    """True once the run's budget allows no new model call (always False without a budget)."""
+    return has_budget(ctx) and run_budget_problem(ctx, state["run_id"]) is not None
 
 
 def _refine_or_finish(state: dict, ctx: Context) -> Literal["ablate", "finish_lane"]:
-    return "ablate" if state.get("step", 0) < ctx.refine_steps else "finish_lane"
+    more = state.get("step", 0) < ctx.refine_steps
+    return "ablate" if more and not budget_spent(state, ctx) else "finish_lane"
 
 
 def after_evaluate(state: dict, runtime: Runtime[Context]) -> Literal["merge", "ablate", "finish_lane"]:
     """No working candidate: the lane ends empty. Others wait in the merge queue: merge. Else refine."""
     if not state.get("solution"):
         return "finish_lane"
-    if state.get("merge_queue"):
-        return "merge"
-    return _refine_or_finish(state, run_context(state, runtime))
+    return after_merge(state, runtime)
 
 
 def after_merge(state: dict, runtime: Runtime[Context]) -> Literal["merge", "ablate", "finish_lane"]:
-    """Keep merging while merges help (a failed merge empties the queue); then refine."""
-    if state.get("merge_queue"):
+    """Keep merging while merges help (a failed merge empties the queue) and the budget allows; then refine."""
+    ctx = run_context(state, runtime)
+    if state.get("merge_queue") and not budget_spent(state, ctx):
         return "merge"
-    return _refine_or_finish(state, run_context(state, runtime))
+    return _refine_or_finish(state, ctx)
 
 
 def after_extract(state: dict) -> Literal["refine", "conclude_step"]:
-    """Without a usable code block and plan the step ends unchanged."""
+    """Without a usable code block and plan the step ends unchanged. (A spent budget needs no check here:
+    the rewrite is then refused before any model call, and after_refine ends the step.)"""
     return "refine" if state.get("target") else "conclude_step"
 
 
 def after_refine(state: dict, runtime: Runtime[Context]) -> Literal["plan_refinement", "conclude_step"]:
-    return "plan_refinement" if len(state.get("attempts", [])) < run_context(state, runtime).inner_steps else "conclude_step"
+    """K rewrites, fewer when the budget runs out: the step then keeps its best attempt so far."""
+    ctx = run_context(state, runtime)
+    more = len(state.get("attempts", [])) < ctx.inner_steps
+    return "plan_refinement" if more and not budget_spent(state, ctx) else "conclude_step"
 
 
 def after_conclude(state: dict, runtime: Runtime[Context]) -> Literal["ablate", "finish_lane"]:
@@ -43,7 +59,9 @@ def after_conclude(state: dict, runtime: Runtime[Context]) -> Literal["ablate", 
 
 
 def after_ensemble(state: dict, runtime: Runtime[Context]) -> Literal["ensemble", "submit"]:
-    """Another round while rounds remain and the previous round actually ran."""
+    """Another round while rounds remain, the previous round actually ran and the budget allows."""
+    ctx = run_context(state, runtime)
     rounds = state.get("ensemble_rounds", [])
     ran = bool(rounds)
-    return "ensemble" if ran and len(rounds) < run_context(state, runtime).ensemble_rounds else "submit"
+    more = ran and len(rounds) < ctx.ensemble_rounds
+    return "ensemble" if more and not budget_spent(state, ctx) else "submit"

@@ -8,7 +8,7 @@ from graph.context import Context, run_context
 from nodes.common import direction, distinct, emit, fmt_score, ranked, script_rules, task_header, task_of
 from nodes.checks import validation_checks
 from nodes.debug import run_with_debugging
-from nodes.llm import ask
+from nodes.llm import ask, run_budget_problem
 from nodes.refine import goals_note
 from prompts import ensemble as P
 from runtime.parsing import AnswerError, extract_code
@@ -31,6 +31,9 @@ def ensemble(state: dict, runtime: Runtime[Context]) -> dict:
     solutions = lane_solutions(state)
     rounds = state.get("ensemble_rounds", [])
     if len(solutions) < 2 or len(rounds) >= ctx.ensemble_rounds:
+        return {"ensemble_rounds": rounds}
+    if run_budget_problem(ctx, state["run_id"]):  # the lanes' edge is a plain join, so the skip is decided here
+        emit(node="ensemble", event="skipped", reason="budget spent")
         return {"ensemble_rounds": rounds}
     r = len(rounds)
     tried = "".join(f"Round {x['round']}: {x['plan']} -> {fmt_score(x['score'])}\n" for x in rounds)

@@ -11,10 +11,22 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 from graph.context import Context
 from prompts.common import REASK, SYSTEM
+from runtime.budget import UNBUDGETED_ROLES, BudgetExhausted, budget_problem, call_cost, has_budget, parse_prices
 from runtime.compute import exclusive_compute
 from runtime.journal import open_journal, sha256_text
 from runtime.models import is_local_compute, json_mode, make_chat_model
 from runtime.parsing import AnswerError
+
+model_prices = lru_cache(maxsize=8)(parse_prices)
+
+
+def run_budget_problem(ctx: Context, run_id: str) -> str | None:
+    """Why pipeline run `run_id` may make no new model call (a budget is spent), or None."""
+    if not has_budget(ctx):
+        return None
+    journal = open_journal(ctx.journal_path)
+    run = journal.get_run(run_id) or {}
+    return budget_problem(ctx, journal.run_usage(run_id), run.get("started_at"), time.time())
 
 
 @lru_cache(maxsize=32)
@@ -34,6 +46,9 @@ def _answer(ctx: Context, *, run_id: str, node: str, role: str, call_key: str,
     cached = journal.find_answer(run_id, call_key, sha256_text(prompt))
     if cached is not None:
         return cached
+    problem = None if role in UNBUDGETED_ROLES else run_budget_problem(ctx, run_id)
+    if problem:
+        raise BudgetExhausted(f"{role} not asked for {call_key}: {problem}")
     spec = ctx.role_model(role)
     model = chat_model(spec, ctx.temperature, ctx.max_tokens, want_json)
     if is_local_compute(spec):
@@ -47,9 +62,10 @@ def _answer(ctx: Context, *, run_id: str, node: str, role: str, call_key: str,
         latency = time.monotonic() - started
     text = reply.content if isinstance(reply.content, str) else str(reply.content)
     usage = getattr(reply, "usage_metadata", None) or {}
+    tokens_in, tokens_out = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
     journal.record_answer(run_id=run_id, node=node, role=role, model=spec, call_key=call_key, prompt=prompt,
-                          answer=text, tokens_in=usage.get("input_tokens", 0),
-                          tokens_out=usage.get("output_tokens", 0), latency_s=latency)
+                          answer=text, tokens_in=tokens_in, tokens_out=tokens_out, latency_s=latency,
+                          cost_usd=call_cost(spec, tokens_in, tokens_out, model_prices(ctx.model_prices)))
     return text
 
 
@@ -57,7 +73,9 @@ def ask(ctx: Context, *, run_id: str, node: str, role: str, call_key: str, promp
         parse: Callable[[str], Any] | None = None, want_json: bool = False) -> Any:
     """Ask `role`'s model; re-ask with the parser's complaint until `parse` accepts the answer.
 
-    Raises AnswerError when every try (1 + ctx.max_reasks) was unusable.
+    Raises AnswerError when every try (1 + ctx.max_reasks) was unusable, and BudgetExhausted (an AnswerError)
+    when the run's budget allows no new call; answers already in the journal are returned either way.
+    Parallel lanes check the budget independently, so a run may end up to (lanes - 1) calls over it.
     """
     messages: list[BaseMessage] = [SystemMessage(SYSTEM), HumanMessage(prompt)]
     problem = ""

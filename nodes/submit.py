@@ -10,7 +10,7 @@ from graph.context import Context, run_context
 from nodes.common import emit, fmt_score, task_header, task_of
 from nodes.debug import run_with_debugging
 from nodes.ensemble import final_candidates
-from nodes.llm import ask
+from nodes.llm import ask, run_budget_problem
 from prompts.submit import SUBMISSION_PROBLEMS, SUBMISSION_RULES, SUBMISSION_SCRIPT
 from runtime.catalog import applicable, render_example
 from runtime.files import atomic_copy
@@ -45,12 +45,13 @@ def submission_rules(task: Task, ctx: Context) -> str:
                                    submission_columns=", ".join([task.id_column, *task.target_columns]))
 
 
-def flip_submit_flag(ctx: Context, state: dict, source: dict, index: int) -> dict | None:
+def flip_submit_flag(ctx: Context, state: dict, source: dict, index: int, *, model_allowed: bool = True) -> dict | None:
     """Scripts derived from the catalog carry a SUBMIT flag: setting it is the cheapest, surest conversion.
 
-    Not used when the meta loop set a submission goal: then the model writes the script, to act on it.
+    Not used when the meta loop set a submission goal and the model may still be asked: then the model
+    writes the script, to act on it. With the budget spent the flag is the best conversion left.
     """
-    if FLAG_OFF not in source["code"] or submission_goal(state):
+    if FLAG_OFF not in source["code"] or (submission_goal(state) and model_allowed):
         return None
     task = task_of(state)
     solution, _ = run_with_debugging(ctx, {**state, "lane": -1}, code=source["code"].replace(FLAG_OFF, FLAG_ON, 1),
@@ -100,8 +101,10 @@ def submit(state: dict, runtime: Runtime[Context]) -> dict:
     ctx = run_context(state, runtime)
     sources = final_candidates(state)[:MAX_SOURCES]
     final, used = None, None
+    model_allowed = run_budget_problem(ctx, state["run_id"]) is None
     for index, source in enumerate(sources):
-        final = flip_submit_flag(ctx, state, source, index) or write_submission_script(ctx, state, source, index)
+        final = (flip_submit_flag(ctx, state, source, index, model_allowed=model_allowed)
+                 or write_submission_script(ctx, state, source, index))
         if final:
             used = source
             break
@@ -109,17 +112,21 @@ def submit(state: dict, runtime: Runtime[Context]) -> dict:
         final = catalog_submission(ctx, state)
         used = final
     journal = open_journal(ctx.journal_path)
+    budget = run_budget_problem(ctx, state["run_id"])  # budgets only grow: spent now if it cut anything short
     if final is None:
         reason = ("no solution produced a valid submission" if sources
                   else "no generated script produced a validation score")
+        reason = f"{reason} ({budget})" if budget else reason
         journal.upsert_run(state["run_id"], status="failed", stop_reason=reason)
         emit(node="submit", event="failed", reason=reason)
         return {"status": "failed", "stop_reason": reason, "submission": {}}
     path = publish(final["path"], state["workspace"])
     best = {**used, "submission_score": final["score"]}
+    stop_reason = budget or "finished"
     journal.upsert_run(state["run_id"], status="done", best_score=used["score"], submission=path,
-                       stop_reason="finished")
-    emit(node="submit", event="submitted", path=path, source=used.get("origin"), score=used["score"])
-    return {"status": "done", "stop_reason": "finished", "best": best,
+                       stop_reason=stop_reason)
+    emit(node="submit", event="submitted", path=path, source=used.get("origin"), score=used["score"],
+         stop_reason=stop_reason)
+    return {"status": "done", "stop_reason": stop_reason, "best": best,
             "submission": {"path": path, "source": used.get("origin"), "script": final["path"],
                            "validation_score": used["score"]}}

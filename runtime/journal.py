@@ -21,11 +21,17 @@ from typing import Any
 
 import sqlite_utils
 
+from runtime.budget import RunUsage
+
 MODEL_CALLS = "model_calls"
 EXECUTIONS = "executions"
 RUNS = "runs"
 META_RUNS = "meta_runs"
 WHERE_RUN = "(run_id = ? or run_id like ? || '-run%')"
+# Columns newer than the first journals: (table, column, type), added to an existing database on open.
+ADDED_COLUMNS = [(MODEL_CALLS, "cost_usd", float)]
+# Usage by role or by phase: the grouping column and the order of its rows.
+USAGE_GROUPS = {"role": "role", "phase": "node"}
 # The look-ups that make resumed nodes re-use finished work (the names sqlite-utils gives them by default).
 INDEXES = {
     f"idx_{MODEL_CALLS}_run_id_call_key_prompt_sha": (MODEL_CALLS, ["run_id", "call_key", "prompt_sha"]),
@@ -72,18 +78,25 @@ class Journal:
         # one deferred transaction, and SQLite refuses (no waiting) to upgrade a read snapshot that another
         # writer has made stale ("database is locked"). An existing journal is only read here.
         names = {row[0] for row in self.db.execute("select name from sqlite_master")}
-        if names >= {MODEL_CALLS, EXECUTIONS, RUNS, META_RUNS, *INDEXES}:
+        if names >= {MODEL_CALLS, EXECUTIONS, RUNS, META_RUNS, *INDEXES} and not self._missing_columns():
             return
         with self._lock, self.db.conn:
             self.db.conn.execute("BEGIN IMMEDIATE")
             self._create_tables()
+            for table, column, kind in self._missing_columns():
+                self.db[table].add_column(column, kind)
+
+    def _missing_columns(self) -> list[tuple[str, str, type]]:
+        """Columns added after a journal may have been created (an older journal keeps working)."""
+        return [(table, column, kind) for table, column, kind in ADDED_COLUMNS
+                if self.db[table].exists() and column not in self.db[table].columns_dict]
 
     def _create_tables(self) -> None:
         self.db[MODEL_CALLS].create(
             {
                 "id": int, "run_id": str, "node": str, "role": str, "model": str,
                 "call_key": str, "prompt_sha": str, "prompt": str, "answer": str,
-                "tokens_in": int, "tokens_out": int, "latency_s": float,
+                "tokens_in": int, "tokens_out": int, "latency_s": float, "cost_usd": float,
                 "created_at": float, "reused": int,
             },
             pk="id", if_not_exists=True,
@@ -128,14 +141,23 @@ class Journal:
 
     def record_answer(self, *, run_id: str, node: str, role: str, model: str, call_key: str,
                       prompt: str, answer: str, tokens_in: int, tokens_out: int,
-                      latency_s: float) -> None:
+                      latency_s: float, cost_usd: float | None = None) -> None:
+        """One finished call; `cost_usd` None means the model's price is unknown."""
         with self._lock:
             self.db[MODEL_CALLS].insert({
                 "run_id": run_id, "node": node, "role": role, "model": model,
                 "call_key": call_key, "prompt_sha": sha256_text(prompt), "prompt": prompt,
                 "answer": answer, "tokens_in": tokens_in, "tokens_out": tokens_out,
-                "latency_s": round(latency_s, 3), "created_at": time.time(), "reused": 0,
+                "latency_s": round(latency_s, 3), "cost_usd": cost_usd, "created_at": time.time(), "reused": 0,
             })
+
+    def run_usage(self, run_id: str) -> RunUsage:
+        """What exactly this run's calls spent: every row is one call made once; re-uses add nothing."""
+        with self._lock:
+            calls, tokens_in, tokens_out, cost = self.db.execute(
+                f"select count(*), coalesce(sum(tokens_in),0), coalesce(sum(tokens_out),0), "
+                f"coalesce(sum(cost_usd),0) from {MODEL_CALLS} where run_id = ?", [run_id]).fetchone()
+        return RunUsage(calls=calls, tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost)
 
     # -- script executions ---------------------------------------------------------------------
 
@@ -195,18 +217,37 @@ class Journal:
         with self._lock:
             return list(self.db[RUNS].rows_where(order_by="started_at"))
 
+    def usage_breakdown(self, run_id: str) -> dict[str, list[dict]]:
+        """Model usage of a run and its pipeline runs, grouped by role and by phase (node), in order of first use.
+
+        Each row: name, calls, tokens_in, tokens_out, inference_s, cost_usd (of the priced calls),
+        unpriced (calls whose model has no known price), reused (answers taken from the journal).
+        """
+        groups = {}
+        with self._lock:
+            for group, column in USAGE_GROUPS.items():
+                rows = self.db.execute(
+                    f"select {column}, count(*), coalesce(sum(tokens_in),0), coalesce(sum(tokens_out),0), "
+                    f"coalesce(sum(latency_s),0), coalesce(sum(cost_usd),0), count(*) - count(cost_usd), "
+                    f"coalesce(sum(reused),0) from {MODEL_CALLS} where {WHERE_RUN} group by {column} "
+                    f"order by min(id)", [run_id, run_id]).fetchall()
+                groups[group] = [dict(zip(("name", "calls", "tokens_in", "tokens_out", "inference_s", "cost_usd",
+                                           "unpriced", "reused"), row)) for row in rows]
+        return groups
+
     def usage(self, run_id: str) -> dict:
         """Totals for one run and its pipeline runs (`<run_id>-runN`): calls, tokens, inference and script time."""
         with self._lock:
             calls = self.db.execute(
                 f"select count(*), coalesce(sum(tokens_in),0), coalesce(sum(tokens_out),0), "
-                f"coalesce(sum(latency_s),0), coalesce(sum(reused),0) from {MODEL_CALLS} where {WHERE_RUN}", [run_id, run_id]).fetchone()
+                f"coalesce(sum(latency_s),0), coalesce(sum(reused),0), coalesce(sum(cost_usd),0) "
+                f"from {MODEL_CALLS} where {WHERE_RUN}", [run_id, run_id]).fetchone()
             execs = self.db.execute(
                 f"select count(*), coalesce(sum(duration_s),0), coalesce(sum(reused),0), "
                 f"coalesce(sum(status = 'ok' and score is not null),0) from {EXECUTIONS} where {WHERE_RUN}", [run_id, run_id]).fetchone()
         return {
             "model_calls": calls[0], "tokens_in": calls[1], "tokens_out": calls[2],
-            "inference_s": round(calls[3], 1), "answers_reused": calls[4],
+            "inference_s": round(calls[3], 1), "answers_reused": calls[4], "cost_usd": round(calls[5], 6),
             "executions": execs[0], "script_s": round(execs[1], 1), "executions_reused": execs[2],
             "executions_scored": execs[3],
         }
