@@ -2,7 +2,7 @@
 
 Runs `mlestar run examples/<task>` in a fresh checkpoint/journal/workspace folder, then prints and saves
 (bench/results/example_run_<task>.json) the wall time, model calls, tokens, time in inference versus in
-scripts, whether the submission is valid, and its score graded with the hidden answers next to the
+scripts (totals, and per role and phase), scripts that ran on the first try per phase, whether the submission is valid, and its score graded with the hidden answers next to the
 reference scores of examples/baselines.json.
 
     .venv/bin/python bench/example_run.py [--task titanic] [--set key=value ...]
@@ -24,6 +24,12 @@ sys.path.insert(0, str(ROOT))
 
 from runtime.journal import Journal  # noqa: E402
 from runtime.task import grade_submission, load_task  # noqa: E402
+
+
+def phase_of(exec_key: str) -> str:
+    """'lane0/eval/lightgbm/d0' -> 'eval'; 'ensemble/r0/d0' -> 'ensemble'."""
+    parts = exec_key.split("/")
+    return parts[1] if parts[0].startswith("lane") and len(parts) > 1 else parts[0]
 
 
 def main() -> None:
@@ -58,10 +64,19 @@ def main() -> None:
     first_try = journal.db.execute(
         "select count(*), coalesce(sum(status = 'ok' and score is not null), 0) from executions "
         "where run_id like ? || '-run%' and exec_key like '%/d0'", [run_id]).fetchone()
+    first_try_by_phase: dict[str, list[int]] = {}
+    for key, ok in journal.db.execute(
+            "select exec_key, status = 'ok' and score is not null from executions "
+            "where run_id like ? || '-run%' and exec_key like '%/d0'", [run_id]).fetchall():
+        counts = first_try_by_phase.setdefault(phase_of(key), [0, 0])
+        counts[0] += int(bool(ok))
+        counts[1] += 1
     result = {
         "task": args.task, "model": args.model, "settings": args.settings, "exit_code": proc.returncode,
         "wall_s": round(wall, 1), **usage,
         "scripts_first_try_ok": f"{first_try[1]}/{first_try[0]}",
+        "scripts_first_try_ok_by_phase": {phase: f"{ok}/{n}" for phase, (ok, n) in first_try_by_phase.items()},
+        "model_usage": journal.usage_breakdown(run_id),
         "status": run.get("status"), "validation_score": run.get("best_score"),
         "valid_submission": bool(grade and grade.valid),
         "graded_score": grade.score if grade else None, "metric": task.metric,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import time
@@ -26,6 +27,7 @@ from nodes.report import USAGE_GROUPS, USAGE_HEADERS, usage_cells, usage_total, 
 from runtime.journal import open_journal
 from runtime.models import ROLES
 from runtime.orphans import reap_orphans
+from runtime.rate_limit import ModelUnavailable
 from runtime.sandbox import IsolationUnavailable, resolve_isolation
 from runtime.task import TaskError, grade_submission, load_task
 
@@ -82,6 +84,8 @@ def new_run_id(task_name: str) -> str:
 
 def drive(thread_id: str, graph_input: dict | None, ctx: Context, checkpoints: Path) -> dict:
     """Stream the meta graph for one thread, showing progress; Ctrl-C stops it resumably."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("runtime.model_pool").setLevel(logging.INFO)  # which local models hold how much memory
     graph = build_meta_graph(open_checkpointer(checkpoints))
     config = {"configurable": {"thread_id": thread_id}, "recursion_limit": RECURSION_LIMIT}
     progress = Progress(console, thread_id)
@@ -97,6 +101,11 @@ def drive(thread_id: str, graph_input: dict | None, ctx: Context, checkpoints: P
             child.kill()
         console.print(f"\n[yellow]Stopped.[/] Nothing finished is lost: [bold]mlestar resume {thread_id}[/]")
         os._exit(130)
+    except ModelUnavailable as exc:
+        open_journal(ctx.journal_path).upsert_run(thread_id, status="paused", stop_reason=str(exc))
+        console.print(f"\n[yellow]Paused:[/] {escape(str(exc))}\nNothing finished is lost: "
+                      f"[bold]mlestar resume {thread_id}[/]")
+        raise typer.Exit(3)
     state = graph.get_state(config).values
     record_outcome(thread_id, state, ctx)
     return state
@@ -192,9 +201,17 @@ def resume(
     run_id: Annotated[str, typer.Argument(help="The run to finish.")],
     checkpoints: CheckpointsOpt = Path(DEFAULT_CHECKPOINTS),
     journal_path: Annotated[Path, typer.Option("--journal", help="SQLite journal database.")] = Path(DEFAULT_JOURNAL),
+    set_: Annotated[list[str], typer.Option("--set", help="Change a setting for the rest of the run, "
+                                                          "KEY=VALUE (e.g. a higher rate limit or budget).")] = [],
 ) -> None:
-    """Finish an interrupted run from its last checkpoint, re-using every finished step."""
+    """Finish an interrupted or paused run from its last checkpoint, re-using every finished step."""
     row, ctx = stored_run(run_id, journal_path)
+    if set_:
+        try:
+            ctx = preflight(build_context(asdict(ctx), parse_assignments(set_, "--set")))
+        except ConfigError as exc:
+            fail(str(exc))
+        open_journal(ctx.journal_path).upsert_run(run_id, context=asdict(ctx))
     snapshot = thread_state(run_id, checkpoints)
     if not snapshot.values:
         graph_input = {"task_dir": row["task_dir"], "meta_id": run_id}  # killed before the first checkpoint
@@ -205,6 +222,7 @@ def resume(
         return
     else:
         graph_input = None
+    open_journal(ctx.journal_path).upsert_run(run_id, status="running")
     console.print(f"Resuming [bold]{run_id}[/] at {', '.join(snapshot.next) or 'the start'}")
     state = drive(run_id, graph_input, ctx, checkpoints)
     report_result(run_id, state, ctx)

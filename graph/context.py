@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from runtime.models import ROLES, check_model_spec, parse_model_spec
+from runtime.models import HF_QUANTIZATIONS, ROLES, STRUCTURED_OUTPUT_MODES, check_model_spec, parse_model_spec
+from runtime.rate_limit import parse_rate_limits
 from runtime.budget import UNBUDGETED_ROLES, parse_prices, unpriced_models
 from runtime.sandbox import ISOLATION_CHOICES
 
@@ -31,7 +32,8 @@ class Context:
     """Settings of one pipeline run."""
 
     coder_model: str = _f("local", "Model that writes and debugs scripts: 'local', 'local:/path/model.gguf', "
-                          "'openai:MODEL' or 'scripted:module:function'.")
+                          "'openai:MODEL', 'openai:MODEL@http://host:port/v1', 'hf:owner/name' or "
+                          "'hf:/path/to/folder', or 'scripted:module:function'.")
     planner_model: str = _f("local", "Model that picks approaches, code blocks and refinement/ensemble plans.")
     reviewer_model: str = _f("local", "Model that summarises ablation results.")
     enhancer_model: str = _f("local", "Model of the meta-learning Enhancer (used by the outer loop).")
@@ -60,6 +62,16 @@ class Context:
                           "never read) or 'model' (static, then the reviewer model, which also looks at columns).")
     max_train_rows: int = _f(30000, "Scripts are told to subsample training data to at most this many rows "
                              "while exploring.", 100, 10_000_000)
+    rate_limits: str = _f("", "Request limits per provider or model spec, KEY=RPM/RPD separated by commas, e.g. "
+                          "'openai=20/50' (20 requests a minute, 50 a day; 0 = no limit). Requests wait for the "
+                          "minute limit; a spent daily quota pauses the run, resumable later.")
+    model_retries: int = _f(6, "Retries of a hosted model request refused with 429/5xx, timed out or dropped, "
+                            "with exponential backoff (Retry-After honoured).", 0, 20)
+    structured_output: str = _f("schema", "How JSON answers are constrained where the provider supports it: "
+                                "'schema' (decoding follows the answer's JSON schema), 'json' (any JSON object) "
+                                "or 'off' (free text); the text parser checks the answer either way.")
+    hf_quantization: str = _f("4bit", "How 'hf:' models are loaded on a CUDA GPU: '4bit' (NF4, bitsandbytes), "
+                              "'8bit' or 'none'. Without a GPU they run in full precision on the CPU.")
     temperature: float = _f(0.2, "Sampling temperature of every model call.", 0.0, 2.0)
     max_tokens: int = _f(2048, "Upper bound on tokens in one model answer.", 64, 32768)
     max_model_calls: int = _f(0, "Budget of one pipeline run: new model calls (0 = no limit). Once reached, the "
@@ -148,6 +160,16 @@ def validate_context(ctx: Context) -> Context:
             raise ConfigError(f"Setting {role}_model: {exc}") from None
     if ctx.isolation not in ISOLATION_CHOICES:
         raise ConfigError(f"Setting isolation={ctx.isolation!r} is unknown; use one of {', '.join(ISOLATION_CHOICES)}.")
+    if ctx.structured_output not in STRUCTURED_OUTPUT_MODES:
+        raise ConfigError(f"Setting structured_output={ctx.structured_output!r} is unknown; use one of "
+                          f"{', '.join(STRUCTURED_OUTPUT_MODES)}.")
+    if ctx.hf_quantization not in HF_QUANTIZATIONS:
+        raise ConfigError(f"Setting hf_quantization={ctx.hf_quantization!r} is unknown; use one of "
+                          f"{', '.join(HF_QUANTIZATIONS)}.")
+    try:
+        parse_rate_limits(ctx.rate_limits)
+    except ValueError as exc:
+        raise ConfigError(f"Setting rate_limits: {exc}.") from None
     for name in ("leakage_check", "usage_check"):
         if getattr(ctx, name) not in CHECK_MODES:
             raise ConfigError(f"Setting {name}={getattr(ctx, name)!r} is unknown; use one of {', '.join(CHECK_MODES)}.")

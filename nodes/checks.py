@@ -17,7 +17,8 @@ from typing import Callable
 from graph.context import Context
 from nodes.common import emit, task_header, task_of
 from nodes.llm import ask
-from prompts.checks import LEAKAGE_PROBLEM, LEAKAGE_REVIEW, UNUSED_FILE, USAGE_PROBLEM, USAGE_REVIEW
+from prompts.checks import (LEAKAGE_PROBLEM, LEAKAGE_REVIEW, LEAKAGE_SCHEMA, UNUSED_FILE, USAGE_PROBLEM,
+                            USAGE_REVIEW, USAGE_SCHEMA)
 from runtime.data_checks import leakage_findings, unused_files
 from runtime.parsing import AnswerError, extract_json
 from runtime.sandbox import ExecutionResult
@@ -43,11 +44,12 @@ def verdict_parser(flag: str) -> Callable[[str], str | None]:
     return parse
 
 
-def review(ctx: Context, state: dict, *, template: str, flag: str, code: str, call_key: str) -> list[str]:
+def review(ctx: Context, state: dict, *, template: str, schema: dict, flag: str, code: str,
+           call_key: str) -> list[str]:
     prompt = template.format(task_header=task_header(task_of(state), state["data_summary"]), code=code)
     try:
         finding = ask(ctx, run_id=state["run_id"], node="check", role="reviewer", call_key=call_key,
-                      prompt=prompt, parse=verdict_parser(flag), want_json=True)
+                      prompt=prompt, parse=verdict_parser(flag), schema=schema)
     except AnswerError as exc:
         log.warning("Ignoring the %s review of %s: %s", flag, call_key, exc)
         return []
@@ -59,7 +61,7 @@ def leakage_problems(ctx: Context, state: dict, code: str, call_key: str) -> lis
         return []
     findings = leakage_findings(code)
     if not findings and ctx.leakage_check == "model":
-        findings = review(ctx, state, template=LEAKAGE_REVIEW, flag="leakage", code=code,
+        findings = review(ctx, state, template=LEAKAGE_REVIEW, schema=LEAKAGE_SCHEMA, flag="leakage", code=code,
                           call_key=f"{call_key}/leakage")
     return findings
 
@@ -71,7 +73,7 @@ def usage_problems(ctx: Context, state: dict, code: str, call_key: str) -> list[
     exempt = {task.test_file, task.sample_submission_file}
     findings = [UNUSED_FILE.format(name=name) for name in unused_files(code, task.data_files, exempt)]
     if not findings and ctx.usage_check == "model":
-        findings = review(ctx, state, template=USAGE_REVIEW, flag="ignores_data", code=code,
+        findings = review(ctx, state, template=USAGE_REVIEW, schema=USAGE_SCHEMA, flag="ignores_data", code=code,
                           call_key=f"{call_key}/usage")
     return findings
 

@@ -15,7 +15,7 @@ from langgraph.runtime import Runtime
 from graph.context import ENHANCER_KNOBS, Context, ConfigError, coerce_value
 from nodes.common import emit, fmt_score
 from nodes.llm import ask
-from prompts.enhance import ENHANCE
+from prompts.enhance import ENHANCE, ENHANCEMENT_SCHEMA
 from runtime.parsing import AnswerError, extract_json
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def enhance(state: dict, runtime: Runtime[Context]) -> dict:
     try:
         answer = ask(ctx, run_id=state["meta_id"], node="enhance", role="enhancer",
                      call_key=f"enhance/after-run{last['run_index']}", prompt=prompt, parse=extract_json,
-                     want_json=True)
+                     schema=ENHANCEMENT_SCHEMA)
         clean, problems = validate_enhancement(answer)
     except AnswerError as exc:
         clean, problems = dict(SAFE_DEFAULT), [f"no usable answer ({exc}): safe defaults"]

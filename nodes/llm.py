@@ -8,15 +8,18 @@ from typing import Any, Callable
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import Runnable
 
 from graph.context import Context
 from prompts.common import REASK, SYSTEM
 from runtime.budget import UNBUDGETED_ROLES, BudgetExhausted, budget_problem, call_cost, has_budget, parse_prices
 from runtime.compute import exclusive_compute
 from runtime.journal import open_journal, sha256_text
-from runtime.models import is_local_compute, json_mode, make_chat_model
+from runtime.models import is_local_compute, json_mode, make_chat_model, provider_failure
 from runtime.parsing import AnswerError
+from runtime.rate_limit import parse_rate_limits, request_slot
 
+request_limits = lru_cache(maxsize=8)(parse_rate_limits)
 model_prices = lru_cache(maxsize=8)(parse_prices)
 
 
@@ -30,9 +33,27 @@ def run_budget_problem(ctx: Context, run_id: str) -> str | None:
 
 
 @lru_cache(maxsize=32)
-def chat_model(spec: str, temperature: float, max_tokens: int, want_json: bool) -> BaseChatModel:
-    model = make_chat_model(spec, temperature=temperature, max_tokens=max_tokens)
-    return json_mode(model, spec) if want_json else model
+def chat_model(spec: str, temperature: float, max_tokens: int, retries: int = 6,
+               hf_quantization: str = "4bit") -> BaseChatModel:
+    return make_chat_model(spec, temperature=temperature, max_tokens=max_tokens, retries=retries,
+                           hf_quantization=hf_quantization)
+
+
+def _invoke(model: Runnable, spec: str, messages: list[BaseMessage]) -> tuple[BaseMessage, float]:
+    """The model's reply and its latency. A hosted model that stays unavailable after its retries raises
+    ModelUnavailable, which pauses the run (resumable) instead of failing it."""
+    try:
+        if is_local_compute(spec):
+            with exclusive_compute():  # the latency counts inference only, not the wait for the CPU
+                started = time.monotonic()
+                return model.invoke(messages), time.monotonic() - started
+        started = time.monotonic()
+        return model.invoke(messages), time.monotonic() - started
+    except Exception as exc:
+        failure = provider_failure(spec, exc)
+        if failure is None:
+            raise
+        raise failure from exc
 
 
 def transcript(messages: list[BaseMessage]) -> str:
@@ -40,7 +61,7 @@ def transcript(messages: list[BaseMessage]) -> str:
 
 
 def _answer(ctx: Context, *, run_id: str, node: str, role: str, call_key: str,
-            messages: list[BaseMessage], want_json: bool) -> str:
+            messages: list[BaseMessage], schema: dict | None) -> str:
     journal = open_journal(ctx.journal_path)
     prompt = transcript(messages)
     cached = journal.find_answer(run_id, call_key, sha256_text(prompt))
@@ -50,27 +71,22 @@ def _answer(ctx: Context, *, run_id: str, node: str, role: str, call_key: str,
     if problem:
         raise BudgetExhausted(f"{role} not asked for {call_key}: {problem}")
     spec = ctx.role_model(role)
-    model = chat_model(spec, ctx.temperature, ctx.max_tokens, want_json)
-    if is_local_compute(spec):
-        with exclusive_compute():  # the latency counts inference only, not the wait for the CPU
-            started = time.monotonic()
-            reply = model.invoke(messages)
-            latency = time.monotonic() - started
-    else:
-        started = time.monotonic()
-        reply = model.invoke(messages)
-        latency = time.monotonic() - started
-    text = reply.content if isinstance(reply.content, str) else str(reply.content)
-    usage = getattr(reply, "usage_metadata", None) or {}
-    tokens_in, tokens_out = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
-    journal.record_answer(run_id=run_id, node=node, role=role, model=spec, call_key=call_key, prompt=prompt,
-                          answer=text, tokens_in=tokens_in, tokens_out=tokens_out, latency_s=latency,
-                          cost_usd=call_cost(spec, tokens_in, tokens_out, model_prices(ctx.model_prices)))
+    model: Runnable = chat_model(spec, ctx.temperature, ctx.max_tokens, ctx.model_retries, ctx.hf_quantization)
+    if schema is not None:
+        model = json_mode(model, spec, schema, ctx.structured_output)
+    with request_slot(spec, request_limits(ctx.rate_limits), journal.request_count):
+        reply, latency = _invoke(model, spec, messages)
+        text = reply.content if isinstance(reply.content, str) else str(reply.content)
+        usage = getattr(reply, "usage_metadata", None) or {}
+        tokens_in, tokens_out = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
+        journal.record_answer(run_id=run_id, node=node, role=role, model=spec, call_key=call_key, prompt=prompt,
+                              answer=text, tokens_in=tokens_in, tokens_out=tokens_out, latency_s=latency,
+                              cost_usd=call_cost(spec, tokens_in, tokens_out, model_prices(ctx.model_prices)))
     return text
 
 
 def ask(ctx: Context, *, run_id: str, node: str, role: str, call_key: str, prompt: str,
-        parse: Callable[[str], Any] | None = None, want_json: bool = False) -> Any:
+        parse: Callable[[str], Any] | None = None, schema: dict | None = None) -> Any:
     """Ask `role`'s model; re-ask with the parser's complaint until `parse` accepts the answer.
 
     Raises AnswerError when every try (1 + ctx.max_reasks) was unusable, and BudgetExhausted (an AnswerError)
@@ -81,7 +97,7 @@ def ask(ctx: Context, *, run_id: str, node: str, role: str, call_key: str, promp
     problem = ""
     for attempt in range(ctx.max_reasks + 1):
         text = _answer(ctx, run_id=run_id, node=node, role=role, call_key=f"{call_key}#{attempt}",
-                       messages=messages, want_json=want_json)
+                       messages=messages, schema=schema)
         if parse is None:
             return text
         try:

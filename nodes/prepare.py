@@ -12,6 +12,7 @@ from langgraph.runtime import Runtime
 from graph.context import Context, run_context
 from nodes.common import emit
 from nodes.llm import ask
+from prompts.task import METRIC_SCHEMA
 from runtime.journal import open_journal
 from runtime.metrics import resolve_metric_name
 from runtime.parsing import AnswerError, extract_json
@@ -47,7 +48,7 @@ def prepare(state: dict, runtime: Runtime[Context]) -> dict:
 
     def ask_metric(prompt: str) -> str:
         return ask(ctx, run_id=run_id, node="prepare", role="planner", call_key="metric", prompt=prompt,
-                   parse=metric_answer, want_json=True)
+                   parse=metric_answer, schema=METRIC_SCHEMA)
 
     task = load_task(state["task_dir"], ask_model=ask_metric)
     workspace = Path(state.get("workspace_dir") or Path(ctx.workspace_root) / task.name / run_id).resolve()

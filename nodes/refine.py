@@ -88,7 +88,7 @@ def extract(state: dict, runtime: Runtime[Context]) -> dict:
     try:
         target = ask(ctx, run_id=state["run_id"], node="extract", role="planner",
                      call_key=f"{step_key(state)}/extract", prompt=prompt,
-                     parse=parse_target(solution["code"], refined), want_json=True)
+                     parse=parse_target(solution["code"], refined), schema=P.TARGET_SCHEMA)
     except AnswerError:
         target = {}
     emit(lane=state["lane"], node="extract", event="target", step=state["step"], plan=target.get("plan"))

@@ -8,7 +8,7 @@ from langgraph.types import Send
 from graph.context import Context, run_context
 from nodes.common import emit, task_header, task_of
 from nodes.llm import ask
-from prompts.search import PICK_APPROACHES
+from prompts.search import APPROACHES_SCHEMA, PICK_APPROACHES
 from runtime.catalog import applicable, render_example
 from runtime.parsing import AnswerError, extract_json
 
@@ -39,7 +39,7 @@ def search(state: dict, runtime: Runtime[Context]) -> dict:
                                         m=ctx.num_candidates)
         try:
             picked = ask(ctx, run_id=state["run_id"], node="search", role="planner", call_key="search",
-                         prompt=prompt, parse=parse_keys(keys), want_json=True)
+                         prompt=prompt, parse=parse_keys(keys), schema=APPROACHES_SCHEMA)
             order = picked + [k for k in keys if k not in picked]
         except AnswerError:
             order = keys  # the catalog's own prior order is a sound ranking

@@ -32,3 +32,9 @@ USAGE_PROBLEM = ("The script ran, but it ignores provided data. Use it as well (
                  "{findings}")
 
 UNUSED_FILE = "./input/{name} is provided but never read; read it and use what it contains."
+
+# JSON schemas of the two verdicts, for providers that constrain decoding to them (structured output).
+LEAKAGE_SCHEMA = {"type": "object", "properties": {"leakage": {"type": "boolean"}, "explanation": {"type": "string"}},
+                  "required": ["leakage", "explanation"]}
+USAGE_SCHEMA = {"type": "object", "properties": {"ignores_data": {"type": "boolean"}, "explanation": {"type": "string"}},
+                "required": ["ignores_data", "explanation"]}

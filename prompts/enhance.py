@@ -22,3 +22,20 @@ Answer JSON only, in this form:
                         "rationale": "<why>"}}]}}
 target_agent_phase is one of refinement, ensemble, submission; priorities are 1, 2, 3, ... (1 = most
 important); config_overrides may be empty."""
+
+# JSON schema of the Enhancer's answer, for providers that constrain decoding to it (structured output).
+# The validation in nodes/enhance.py still applies: a schema cannot say "unique priorities" or "known settings".
+ENHANCEMENT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "strategic_summary": {"type": "string"},
+        "config_overrides": {"type": "object"},
+        "strategic_goals": {"type": "array", "items": {
+            "type": "object",
+            "properties": {"target_agent_phase": {"type": "string", "enum": ["refinement", "ensemble", "submission"]},
+                           "focus": {"type": "string"}, "priority": {"type": "integer", "minimum": 1},
+                           "rationale": {"type": "string"}},
+            "required": ["target_agent_phase", "focus", "priority", "rationale"]}},
+    },
+    "required": ["strategic_summary", "config_overrides", "strategic_goals"],
+}

@@ -66,3 +66,7 @@ Plans tried so far and the validation score each gave (score before any change: 
 {goals}
 Propose one new plan for this block that is likely to beat all of them. Answer with the plan only,
 in one or two sentences."""
+
+# JSON schema of the extract answer, for providers that constrain decoding to it (structured output).
+TARGET_SCHEMA = {"type": "object", "properties": {"code_block": {"type": "string"}, "plan": {"type": "string"}},
+                 "required": ["code_block", "plan"]}

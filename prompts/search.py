@@ -8,3 +8,7 @@ Candidate approaches:
 
 Which {m} approaches are most likely to score best on this task? Answer JSON only:
 {{"approaches": ["key1", "key2"]}} using the keys above, best first."""
+
+# JSON schema of the answer, for providers that constrain decoding to it (structured output).
+APPROACHES_SCHEMA = {"type": "object", "properties": {"approaches": {"type": "array", "items": {"type": "string"}}},
+                     "required": ["approaches"]}

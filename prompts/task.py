@@ -19,3 +19,8 @@ Answer with one JSON object and nothing else, for example:
 {{"metric": "rmse", "lower_is_better": true}}
 If none of the listed metrics fits, answer {{"metric": "unknown", "lower_is_better": null}}.
 """
+
+# JSON schema of the metric answer, for providers that constrain decoding to it (structured output).
+METRIC_SCHEMA = {"type": "object", "properties": {"metric": {"type": "string"},
+                                                  "lower_is_better": {"type": ["boolean", "null"]}},
+                 "required": ["metric", "lower_is_better"]}

@@ -159,6 +159,15 @@ class Journal:
                 f"coalesce(sum(cost_usd),0) from {MODEL_CALLS} where run_id = ?", [run_id]).fetchone()
         return RunUsage(calls=calls, tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost)
 
+    def request_count(self, model_pattern: str, since: float) -> tuple[int, float | None]:
+        """Model requests made since ``since`` whose spec matches the LIKE pattern: (count, oldest time).
+        Reused answers are the same rows, so a resumed run's re-reads cost no quota."""
+        with self._lock:
+            count, oldest = self.db.execute(
+                f"select count(*), min(created_at) from {MODEL_CALLS} where model like ? and created_at >= ?",
+                [model_pattern, since]).fetchone()
+        return count, oldest
+
     # -- script executions ---------------------------------------------------------------------
 
     def find_execution(self, run_id: str, exec_key: str, code_sha: str) -> dict | None:

@@ -42,6 +42,7 @@ def _repo_importable(monkeypatch):
         ("local:/models/x.gguf", ("local", "/models/x.gguf")),
         ("local:C:/models/x.gguf", ("local", "C:/models/x.gguf")),
         ("openai:gpt-4o-mini", ("openai", "gpt-4o-mini")),
+        ("openai:qwen2.5-coder@http://127.0.0.1:8000/v1", ("openai", "qwen2.5-coder@http://127.0.0.1:8000/v1")),
         ("scripted:pkg.mod:respond", ("scripted", "pkg.mod:respond")),
     ],
 )
@@ -49,15 +50,16 @@ def test_parse_model_spec(spec, expected):
     assert parse_model_spec(spec) == expected
 
 
-@pytest.mark.parametrize("spec", ["", "anthropic:claude", "gpt-4o", "hf:qwen"])
+@pytest.mark.parametrize("spec", ["", "anthropic:claude", "gpt-4o", "hugging:qwen"])
 def test_parse_model_spec_unknown_provider(spec):
     with pytest.raises(ValueError) as err:
         parse_model_spec(spec)
     message = str(err.value)
-    assert "local, openai, scripted" in message and "openai:gpt-4o-mini" in message
+    assert "local, openai, hf, scripted" in message and "openai:gpt-4o-mini" in message
 
 
-@pytest.mark.parametrize("spec", ["openai", "openai:", "scripted", "scripted:pkg.mod", "scripted:pkg.mod:"])
+@pytest.mark.parametrize("spec", ["openai", "openai:", "openai:@http://h/v1", "openai:m@h:8000", "scripted",
+                                  "scripted:pkg.mod", "scripted:pkg.mod:"])
 def test_parse_model_spec_incomplete(spec):
     with pytest.raises(ValueError, match="e.g."):
         parse_model_spec(spec)
@@ -129,10 +131,36 @@ def test_make_chat_model_openai(monkeypatch):
     assert bound.kwargs == {"response_format": {"type": "json_object"}}
 
 
+def test_structured_output_modes(monkeypatch):
+    """'schema' sends the answer's JSON schema, 'json' any object, 'off' nothing; scripted models stay free."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    model = make_chat_model("openai:gpt-4o-mini")
+    schema = {"type": "object", "properties": {"plan": {"type": "string"}}, "required": ["plan"]}
+    assert json_mode(model, "openai:gpt-4o-mini", schema).kwargs == {
+        "response_format": {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}}
+    assert json_mode(model, "openai:gpt-4o-mini", schema, "json").kwargs == {"response_format": {"type": "json_object"}}
+    assert json_mode(model, "openai:gpt-4o-mini", schema, "off") is model
+    scripted = make_chat_model("scripted:tests.scripted_answers_example:respond")
+    assert json_mode(scripted, "scripted:tests.scripted_answers_example:respond", schema) is scripted
+    with pytest.raises(ValueError, match="schema, json, off"):
+        json_mode(model, "openai:gpt-4o-mini", schema, "grammar")
+
+
 def test_make_chat_model_openai_needs_key(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     with pytest.raises(ValueError, match="OPENAI_API_KEY"):
         make_chat_model("openai:gpt-4o-mini")
+
+
+def test_openai_spec_with_its_own_server_needs_no_key(monkeypatch):
+    """Roles can use different OpenAI-compatible servers; a server of one's own may need no key."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://elsewhere.invalid/v1")
+    model = make_chat_model("openai:qwen2.5-coder@http://127.0.0.1:8000/v1", retries=3)
+    assert model.model_name == "qwen2.5-coder" and model.openai_api_base == "http://127.0.0.1:8000/v1"
+    assert model.max_retries == 3
+    assert make_chat_model("openai:gpt-4o-mini").openai_api_base == "http://elsewhere.invalid/v1"
 
 
 def test_make_chat_model_local_uses_server_url(monkeypatch):
