@@ -138,8 +138,8 @@ def report_result(thread_id: str, state: dict, ctx: Context) -> None:
         usage = journal.usage(run["run_id"])
         console.print(f"Run {run['run_index']}: {run['status']}, validation score {fmt(run['best_score'])}, "
                       f"{run['duration_s']:.0f} s, model calls {usage['model_calls']} ({usage['tokens_in']} in / "
-                      f"{usage['tokens_out']} out tokens, {usage['inference_s']} s), scripts {usage['executions']} "
-                      f"({usage['script_s']} s)")
+                      f"{usage['tokens_out']} out tokens, {usage['inference_s']} s, ${usage['cost_usd']:.4f} where "
+                      f"priced), scripts {usage['executions']} ({usage['script_s']} s)")
     if not report.get("best_submission"):
         reasons = "; ".join(str(r.get("stop_reason")) for r in state.get("history", []))
         console.print(f"[bold red]{thread_id} ended without a submission:[/] {reasons}")
@@ -294,7 +294,7 @@ def status(
         console.print(" ".join(f"{k}={v}" for k, v in usage.items()))
         for usage_table in usage_tables(journal.usage_breakdown(run_id)):
             console.print(usage_table)
-        if rows[0]["status"] == "running" and Path(checkpoints).exists():
+        if rows[0]["status"] in ("running", "paused") and Path(checkpoints).exists():
             snapshot = thread_state(run_id, checkpoints)
             if snapshot.next:
                 console.print(f"Next: {', '.join(snapshot.next)}. If no process is running it, "
