@@ -38,25 +38,34 @@ def main() -> None:
     parser.add_argument("--model", default="local")
     parser.add_argument("--set", dest="settings", action="append", default=[])
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    parser.add_argument("--summarise", metavar="FOLDER",
+                        help="only summarise a finished benchmark folder (e.g. after the summary step failed)")
     args = parser.parse_args()
 
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    home = Path(args.out) / f"example_run_{args.task}_{stamp}"
-    home.mkdir(parents=True)
-    run_id = f"bench-{args.task}-{stamp}"
-    command = [sys.executable, "-m", "graph.cli", "run", str(ROOT / "examples" / args.task), "--run-id", run_id,
-               "--model", args.model, "--checkpoints", str(home / "checkpoints.db"),
-               "--set", f"journal_path={home / 'journal.db'}", "--set", f"workspace_root={home / 'workspace'}"]
-    for item in args.settings:
-        command += ["--set", item]
-    started = time.monotonic()
-    with open(home / "log.txt", "w") as log:
-        proc = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    wall = time.monotonic() - started
+    if args.summarise:
+        home = Path(args.summarise).resolve()
+        [run_id] = [r["run_id"] for r in Journal(home / "journal.db").runs() if r.get("context")]  # the CLI run
+        exit_code, wall = None, None  # the journal's timestamps give the run's duration below
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        home = Path(args.out) / f"example_run_{args.task}_{stamp}"
+        home.mkdir(parents=True)
+        run_id = f"bench-{args.task}-{stamp}"
+        command = [sys.executable, "-m", "graph.cli", "run", str(ROOT / "examples" / args.task), "--run-id", run_id,
+                   "--model", args.model, "--checkpoints", str(home / "checkpoints.db"),
+                   "--set", f"journal_path={home / 'journal.db'}", "--set", f"workspace_root={home / 'workspace'}"]
+        for item in args.settings:
+            command += ["--set", item]
+        started = time.monotonic()
+        with open(home / "log.txt", "w") as log:
+            exit_code = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode
+        wall = time.monotonic() - started
 
     journal = Journal(home / "journal.db")
     usage = journal.usage(run_id)
     run = journal.get_run(run_id) or {}
+    if wall is None:
+        wall = run["updated_at"] - run["started_at"]
     task = load_task(ROOT / "examples" / args.task)
     submission = run.get("submission")
     grade = grade_submission(task, submission) if submission else None
@@ -72,7 +81,7 @@ def main() -> None:
         counts[0] += int(bool(ok))
         counts[1] += 1
     result = {
-        "task": args.task, "model": args.model, "settings": args.settings, "exit_code": proc.returncode,
+        "task": args.task, "model": args.model, "settings": args.settings, "exit_code": exit_code,
         "wall_s": round(wall, 1), **usage,
         "scripts_first_try_ok": f"{first_try[1]}/{first_try[0]}",
         "scripts_first_try_ok_by_phase": {phase: f"{ok}/{n}" for phase, (ok, n) in first_try_by_phase.items()},
@@ -82,7 +91,7 @@ def main() -> None:
         "graded_score": grade.score if grade else None, "metric": task.metric,
         "baselines": {k: baselines.get(k) for k in ("trivial", "linear", "lgbm_default", "flaml", "best")},
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
-        "artifacts": str(home.relative_to(ROOT)),
+        "artifacts": str(home.relative_to(ROOT) if home.is_relative_to(ROOT) else home),
     }
     (Path(args.out) / f"example_run_{args.task}.json").write_text(json.dumps(result, indent=2) + "\n")
     shutil.copyfile(home / "log.txt", Path(args.out) / f"example_run_{args.task}.log")
