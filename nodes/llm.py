@@ -33,8 +33,8 @@ def run_budget_problem(ctx: Context, run_id: str) -> str | None:
 
 
 @lru_cache(maxsize=32)
-def chat_model(spec: str, temperature: float, max_tokens: int, retries: int = 6,
-               hf_quantization: str = "4bit") -> BaseChatModel:
+def chat_model(spec: str, temperature: float, max_tokens: int, retries: int,
+               hf_quantization: str) -> BaseChatModel:
     return make_chat_model(spec, temperature=temperature, max_tokens=max_tokens, retries=retries,
                            hf_quantization=hf_quantization)
 
