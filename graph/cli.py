@@ -1,10 +1,11 @@
-"""The `mlestar` command: run, resume, status, grade."""
+"""The `mlestar` command: run, resume, extend, report, status, grade, bench."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import sys
 import re
 import time
 from dataclasses import asdict
@@ -337,6 +338,50 @@ def grade(
     else:
         console.print(f"Valid submission. {result.metric} = {result.score:.6g} "
                       f"({'lower' if result.lower_is_better else 'higher'} is better)")
+
+
+@app.command()
+def bench(
+    suite_dir: Annotated[Path, typer.Argument(help="A folder of task folders with hidden answers, e.g. examples/.")],
+    budget: Annotated[str, typer.Option(help="Wall-clock budget per task and system: 20m, 90s, 1h30m.")] = "20m",
+    model: Annotated[str, typer.Option(help="Model spec for every system that uses one (local, openai:MODEL[@URL]).")] = "local",
+    systems: Annotated[str, typer.Option(help="Comma-separated: mlestar, aide, flaml, lgbm_default, trivial.")]
+    = "mlestar,aide,flaml,lgbm_default,trivial",
+    tasks: Annotated[Optional[str], typer.Option(help="Comma-separated task names (default: all).")] = None,
+    seeds: Annotated[int, typer.Option(min=1, help="Attempts per task and system (the table shows the spread).")] = 1,
+    out: Annotated[Optional[Path], typer.Option(help="Results folder; rerun with the same one to continue a "
+                                                     "killed suite run.")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="Setting KEY=VALUE for MLE-STAR's runs.")] = [],
+) -> None:
+    """Run and grade every system on every task of a suite; results.jsonl, table.md and scores.png in --out."""
+    from bench.runner import parse_budget, run_suite
+    from bench.suite import load_suite
+    from bench.systems import make_systems
+
+    try:
+        budget_s = parse_budget(budget)
+        suite = load_suite(suite_dir, [t.strip() for t in tasks.split(",")] if tasks else None)
+        parse_assignments(set_, "--set")
+        chosen, close = make_systems([s.strip() for s in systems.split(",") if s.strip()], model, set_)
+    except (ValueError, TaskError, FileNotFoundError) as exc:
+        fail(str(exc))
+    out = out or Path("bench/results") / f"suite-{time.strftime('%Y%m%d-%H%M%S')}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "command.txt").write_text(" ".join(["mlestar", *sys.argv[1:]]) + "\n")
+    console.print(f"Suite {suite_dir}: {len(suite)} task(s) x {len(chosen)} system(s) x {seeds} seed(s), "
+                  f"{budget_s:.0f} s each; results in {out}")
+
+    def show(record, reused: bool) -> None:
+        console.print(f"{'(recorded) ' if reused else ''}{record.task} {record.system} s{record.seed}: "
+                      f"{record.status}, {'valid' if record.valid else 'INVALID'}, score {fmt(record.score)}, "
+                      f"medal {record.medal or '-'}, {record.wall_s:.0f} s")
+
+    try:
+        run_suite(suite_dir, out, chosen, suite, seeds, budget_s, show)
+    finally:
+        close()
+    console.print(Markdown((out / "table.md").read_text()))
+    console.print(f"Table: {out / 'table.md'}; plot: {out / 'scores.png'}")
 
 
 if __name__ == "__main__":
