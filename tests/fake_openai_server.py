@@ -32,6 +32,7 @@ class FakeOpenAIServer:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.bodies: list[dict] = []
+        self.authorizations: list[str | None] = []  # the Authorization header of every request
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -82,6 +83,7 @@ class FakeOpenAIServer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 (http.server's naming)
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.authorizations.append(self.headers.get("Authorization"))
                 status, payload = server._decide(body)
                 data = json.dumps(payload).encode()
                 self.send_response(status)
