@@ -1,4 +1,4 @@
-"""The `mlestar` command: run, resume, extend, report, status, grade, bench."""
+"""The `mlestar` command: run, resume, extend, history, fork, runs, report, status, grade, bench."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from graph.checkpoint import DEFAULT_CHECKPOINTS, open_checkpointer
 from graph.context import ConfigError, Context, build_context, check_writable, load_config_file, preflight
 from graph.meta import build_meta_graph
 from graph.progress import Progress
+from graph.threads import ForkError, fork_thread, outer_history
 from nodes.meta_loop import meta_workspace
 from nodes.report import USAGE_GROUPS, USAGE_HEADERS, usage_cells, usage_total, write_report
 from runtime.journal import open_journal
@@ -266,6 +267,87 @@ def report(
                           open_journal(str(journal_path)).usage_breakdown(run_id))
     console.print(Markdown(Path(result["markdown"]).read_text()))
     console.print(f"Written to {result['markdown']} and {result['plot']}")
+
+
+@app.command()
+def history(
+    run_id: Annotated[str, typer.Argument(help="The run (thread) whose checkpoints to list.")],
+    checkpoints: CheckpointsOpt = Path(DEFAULT_CHECKPOINTS),
+) -> None:
+    """The outer graph's checkpoints of a run: step, next node, finished runs, best score; fork points marked."""
+    rows = outer_history(build_meta_graph(open_checkpointer(checkpoints)), run_id)
+    if not rows:
+        fail(f"No checkpoints of {run_id} in {checkpoints}; `mlestar runs` lists the runs.")
+    table = Table("step", "next", "runs done", "best validation score", "created", "fork point")
+    for row in rows:
+        best = "-" if row.best_score is None else f"{row.best_score:.6g} (run {row.best_run})"
+        table.add_row(str(row.step), ", ".join(row.next) or "(end)", str(row.runs_done), best,
+                      row.created_at[:19].replace("T", " "), "yes" if row.can_fork else "")
+    console.print(table)
+    console.print(f"Fork with `mlestar fork {run_id} --at STEP [--set key=value ...]` at a step marked 'yes'.")
+
+
+@app.command()
+def fork(
+    run_id: Annotated[str, typer.Argument(help="The run (thread) to fork.")],
+    at: Annotated[int, typer.Option(help="Outer-graph step to fork at (see `mlestar history ID`).")],
+    new_id: Annotated[Optional[str], typer.Option("--run-id", help="Name of the new run (default: ID-fork-STEP).")]
+    = None,
+    set_: Annotated[list[str], typer.Option("--set", help="Changed setting KEY=VALUE for the new run.")] = [],
+    checkpoints: CheckpointsOpt = Path(DEFAULT_CHECKPOINTS),
+    journal_path: Annotated[Path, typer.Option("--journal", help="SQLite journal database.")] = Path(DEFAULT_JOURNAL),
+) -> None:
+    """A new run from a checkpoint between two pipeline runs, with changed settings; it inherits the finished
+    runs (not redone) and continues from there. Compare the two with `mlestar report`."""
+    row, ctx = stored_run(run_id, journal_path)
+    new_id = new_id or f"{run_id}-fork-{at}"
+    changed = parse_assignments(set_, "--set")
+    try:
+        check_run_id(new_id)
+        ctx = preflight(build_context(asdict(ctx), changed))
+    except ConfigError as exc:
+        fail(str(exc))
+    journal = open_journal(ctx.journal_path)
+    if journal.get_run(new_id):
+        fail(f"Run {new_id} already exists; pick another --run-id.")
+    graph = build_meta_graph(open_checkpointer(checkpoints))
+    try:
+        fork_thread(graph, graph.checkpointer, run_id, at, new_id, state_changes_for(changed, ctx))
+    except ForkError as exc:
+        fail(str(exc))
+    journal.upsert_run(new_id, task=row["task"], task_dir=row["task_dir"], status="running", context=asdict(ctx),
+                       stop_reason=None)
+    console.print(f"Forked [bold]{new_id}[/] from {run_id} at step {at}"
+                  + (f" with {', '.join(f'{k}={v}' for k, v in changed.items())}" if changed else ""))
+    state = drive(new_id, None, ctx, checkpoints)
+    report_result(new_id, state, ctx)
+
+
+def state_changes_for(changed: dict, ctx: Context) -> dict:
+    """Settings that the meta loop copied into its state at the start: a fork must change them there too."""
+    changes = {}
+    if "num_runs" in changed:
+        changes["runs_planned"] = ctx.num_runs
+    if {"computational_budget_s", "early_stop_patience"} & changed.keys():
+        changes["stop_rules"] = {"budget_s": ctx.computational_budget_s, "patience": ctx.early_stop_patience}
+    return changes
+
+
+@app.command()
+def runs(
+    journal_path: Annotated[Path, typer.Option("--journal", help="SQLite journal database.")] = Path(DEFAULT_JOURNAL),
+) -> None:
+    """Every run (thread) with its task, status, best validation score, model use and cost."""
+    journal = open_journal(str(journal_path))
+    table = Table("run", "task", "status", "best validation score", "model calls", "tokens", "cost $", "started")
+    for row in journal.runs():
+        if not row.get("context"):
+            continue  # a pipeline run inside a thread: `mlestar status ID` shows those
+        usage = journal.usage(row["run_id"])
+        table.add_row(row["run_id"], row.get("task") or "", row.get("status") or "", fmt(row.get("best_score")),
+                      str(usage["model_calls"]), str(usage["tokens_in"] + usage["tokens_out"]),
+                      f"{usage['cost_usd']:.4f}", time.strftime("%Y-%m-%d %H:%M", time.localtime(row["started_at"])))
+    console.print(table)
 
 
 @app.command()

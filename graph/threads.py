@@ -1,0 +1,91 @@
+"""A thread's outer-graph checkpoints, and forks of a thread into a new one.
+
+Fork points are checkpoints of the meta graph where the next node is `plan_run`: the state between two
+pipeline runs, where the history of finished runs and the Enhancer's advice are complete and nothing of the
+next run exists yet. (Forking inside the pipeline subgraph is not offered: replaying from a subgraph's
+checkpoint is broken upstream, langgraph issue 8458.) A fork copies that checkpoint into a new thread under
+a new id, so the new thread's runs get their own run ids, journal rows and workspace folders, while the
+finished runs it inherits are not redone.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+FORK_NODE = "plan_run"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One outer-graph checkpoint as `mlestar history` lists it."""
+
+    step: int
+    checkpoint_id: str
+    next: tuple[str, ...]
+    runs_done: int
+    best_score: float | None
+    best_run: int | None
+    created_at: str
+
+    @property
+    def can_fork(self) -> bool:
+        return self.next == (FORK_NODE,) and self.runs_done > 0
+
+
+def thread_config(thread_id: str, checkpoint_id: str | None = None) -> dict:
+    configurable = {"thread_id": thread_id, "checkpoint_ns": ""}
+    if checkpoint_id:
+        configurable["checkpoint_id"] = checkpoint_id
+    return {"configurable": configurable}
+
+
+def outer_history(graph, thread_id: str) -> list[Checkpoint]:
+    """The thread's meta-graph checkpoints, oldest first."""
+    rows = []
+    for snapshot in graph.get_state_history(thread_config(thread_id)):
+        values = snapshot.values or {}
+        champion = values.get("champion") or {}
+        rows.append(Checkpoint(
+            step=snapshot.metadata.get("step", -1), checkpoint_id=snapshot.config["configurable"]["checkpoint_id"],
+            next=tuple(snapshot.next), runs_done=len(values.get("history") or []),
+            best_score=champion.get("best_score"), best_run=champion.get("run_index"),
+            created_at=snapshot.created_at or ""))
+    return sorted(rows, key=lambda c: c.step)
+
+
+class ForkError(ValueError):
+    """The requested fork point does not exist or is not between two pipeline runs."""
+
+
+def fork_point(history: list[Checkpoint], step: int) -> Checkpoint:
+    at_step = [c for c in history if c.step == step]
+    forkable = ", ".join(str(c.step) for c in history if c.can_fork) or "none yet (no run has finished)"
+    if not at_step:
+        raise ForkError(f"The thread has no checkpoint at step {step}; fork points (before a pipeline run): {forkable}.")
+    if not at_step[0].can_fork:
+        raise ForkError(f"Step {step} is not between two pipeline runs (its next node is "
+                        f"{', '.join(at_step[0].next) or 'none: the thread ended there'}); fork points: {forkable}.")
+    return at_step[0]
+
+
+def fork_thread(graph, saver: BaseCheckpointSaver, source_id: str, step: int, new_id: str,
+                state_changes: dict | None = None) -> Checkpoint:
+    """Copy the checkpoint at ``step`` of ``source_id`` into the new thread ``new_id``, ready to go on.
+
+    The new thread continues with `graph.invoke(None, thread_config(new_id))`. Its time budget counts the
+    inherited runs' durations, not the wall-clock time since the source thread started.
+    """
+    point = fork_point(outer_history(graph, source_id), step)
+    if saver.get_tuple(thread_config(new_id)) is not None:
+        raise ForkError(f"Thread {new_id} already exists; pick another id for the fork.")
+    source = saver.get_tuple(thread_config(source_id, point.checkpoint_id))
+    metadata = {**source.metadata, "source": "fork", "forked_from": f"{source_id}@{step}"}
+    saved = saver.put(thread_config(new_id), source.checkpoint, metadata, source.checkpoint["channel_versions"])
+    history = graph.get_state(saved).values.get("history") or []
+    changes = {"meta_id": new_id, "started_at": time.time() - sum(run["duration_s"] for run in history),
+               **(state_changes or {})}
+    graph.update_state(saved, changes, as_node="enhance")  # enhance -> plan_run: the next run comes next
+    return point
