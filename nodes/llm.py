@@ -15,10 +15,11 @@ from prompts.common import REASK, SYSTEM
 from runtime.budget import UNBUDGETED_ROLES, BudgetExhausted, budget_problem, call_cost, has_budget, parse_prices
 from runtime.compute import exclusive_compute
 from runtime.journal import open_journal, sha256_text
-from runtime.models import is_local_compute, json_mode, make_chat_model, provider_failure
+from runtime.models import is_local_compute, json_mode, make_chat_model, parse_model_spec, provider_failure
 from runtime.parsing import AnswerError
 from runtime.rate_limit import parse_rate_limits, request_slot
 
+TIMEOUT_PROVIDERS = ("local", "openai")  # ChatOpenAI: a request takes a timeout
 request_limits = lru_cache(maxsize=8)(parse_rate_limits)
 model_prices = lru_cache(maxsize=8)(parse_prices)
 
@@ -39,16 +40,44 @@ def chat_model(spec: str, temperature: float, max_tokens: int, retries: int,
                            hf_quantization=hf_quantization)
 
 
-def _invoke(model: Runnable, spec: str, messages: list[BaseMessage]) -> tuple[BaseMessage, float]:
+def time_left(ctx: Context, run_id: str) -> float | None:
+    """Seconds left of the run's wall-clock budget (None: no time budget)."""
+    if not ctx.run_time_budget_s:
+        return None
+    started = (open_journal(ctx.journal_path).get_run(run_id) or {}).get("started_at")
+    return None if started is None else ctx.run_time_budget_s - (time.time() - started)
+
+
+def _call(model: Runnable, spec: str, messages: list[BaseMessage], seconds_left: Callable[[], float | None]):
+    """One request; an OpenAI-compatible one (local or hosted) is cut off when the run's time budget ends,
+    so a budget of minutes is not overrun by a long answer (the run then submits what it has)."""
+    left = seconds_left()
+    if left is None or parse_model_spec(spec)[0] not in TIMEOUT_PROVIDERS:
+        return model.invoke(messages)
+    if left <= 1:
+        raise BudgetExhausted("budget: the run's wall-clock budget (run_time_budget_s) is spent")
+    import openai
+
+    try:
+        return model.invoke(messages, timeout=left)
+    except openai.APITimeoutError:
+        raise BudgetExhausted(f"budget: the run's wall-clock budget (run_time_budget_s) ended during a "
+                              f"{spec} answer") from None
+
+
+def _invoke(model: Runnable, spec: str, messages: list[BaseMessage],
+            seconds_left: Callable[[], float | None] = lambda: None) -> tuple[BaseMessage, float]:
     """The model's reply and its latency. A hosted model that stays unavailable after its retries raises
     ModelUnavailable, which pauses the run (resumable) instead of failing it."""
     try:
         if is_local_compute(spec):
             with exclusive_compute():  # the latency counts inference only, not the wait for the CPU
                 started = time.monotonic()
-                return model.invoke(messages), time.monotonic() - started
+                return _call(model, spec, messages, seconds_left), time.monotonic() - started
         started = time.monotonic()
-        return model.invoke(messages), time.monotonic() - started
+        return _call(model, spec, messages, seconds_left), time.monotonic() - started
+    except BudgetExhausted:
+        raise
     except Exception as exc:
         failure = provider_failure(spec, exc)
         if failure is None:
@@ -75,7 +104,8 @@ def _answer(ctx: Context, *, run_id: str, node: str, role: str, call_key: str,
     if schema is not None:
         model = json_mode(model, spec, schema, ctx.structured_output)
     with request_slot(spec, request_limits(ctx.rate_limits), journal.request_count):
-        reply, latency = _invoke(model, spec, messages)
+        deadline = (lambda: None) if role in UNBUDGETED_ROLES else (lambda: time_left(ctx, run_id))
+        reply, latency = _invoke(model, spec, messages, deadline)
         text = reply.content if isinstance(reply.content, str) else str(reply.content)
         usage = getattr(reply, "usage_metadata", None) or {}
         tokens_in, tokens_out = usage.get("input_tokens", 0), usage.get("output_tokens", 0)

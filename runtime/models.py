@@ -351,7 +351,7 @@ def _make_local(path: str, *, temperature: float, max_tokens: int, timeout_s: fl
         temperature=temperature,
         max_tokens=max_tokens,
         timeout=timeout_s,
-        max_retries=1,  # a local failure (e.g. context overflow) will not heal by retrying
+        max_retries=0,  # a local failure (e.g. context overflow) will not heal by retrying
         # 127.0.0.1 must never be sent through an HTTP(S)_PROXY from the environment
         http_client=httpx.Client(trust_env=False),
         http_async_client=httpx.AsyncClient(trust_env=False),

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from langchain_core.messages import HumanMessage
 
 from graph.checkpoint import open_checkpointer
 from graph.pipeline import build_graph
 from nodes.llm import ask
+from runtime.budget import BudgetExhausted
 from runtime.journal import open_journal
 from runtime.models import make_chat_model
 from runtime.rate_limit import ModelUnavailable, QuotaExhausted, parse_rate_limits, RequestLimit, limit_for
@@ -149,3 +152,25 @@ def test_cli_pauses_on_a_spent_daily_quota_and_resumes_with_a_new_limit(tmp_path
     assert "Best submission:" in resumed.stdout
     assert journal.get_run("q1")["status"] == "done"
     assert journal.usage("q1")["model_calls"] == server.answers
+
+
+def test_a_long_answer_is_cut_off_when_the_run_time_budget_ends(tmp_path):
+    """A time budget of minutes must not be overrun by one slow answer: the call ends with the budget and the
+    run goes on to submit (BudgetExhausted), it is not paused as if the server had failed."""
+    answers = []
+
+    def slow(messages):
+        answers.append(1)
+        time.sleep(8 if len(answers) == 1 else 1)
+        return "late"
+
+    with FakeOpenAIServer(respond=slow) as fake:
+        ctx = openai_context(tmp_path, fake, model_retries=0, run_time_budget_s=3)
+        open_journal(ctx.journal_path).upsert_run("r", status="running")
+        started = time.monotonic()
+        with pytest.raises(BudgetExhausted, match="ended during"):
+            ask(ctx, run_id="r", node="n", role="coder", call_key="k", prompt="hello")
+        assert time.monotonic() - started < 6
+        # the Enhancer works between runs, outside any run's budget: it waits for its answer
+        assert ask(ctx, run_id="r", node="enhance", role="enhancer", call_key="e", prompt="hello") == "late"
+        assert open_journal(ctx.journal_path).run_usage("r").calls == 1
