@@ -16,6 +16,7 @@ from typing import Callable, Protocol
 from bench import aide
 from bench.suite import SuiteTask
 from bench.usage_proxy import UsageProxy
+from graph.context import Context
 from runtime.journal import Journal
 from runtime.models import openai_endpoint, parse_model_spec
 from runtime.sandbox import scrubbed_env
@@ -172,6 +173,12 @@ class Baseline:
         return Outcome(path if path.exists() else None, 0, 0, 0)
 
 
+def answer_cap(settings: list[str]) -> int:
+    """MLE-STAR's per-answer token cap for these settings (--set max_tokens=N, else the default)."""
+    chosen = dict(item.partition("=")[::2] for item in settings)
+    return int(chosen.get("max_tokens") or Context().max_tokens)
+
+
 def make_systems(names: list[str], model: str, settings: list[str]) -> tuple[dict[str, System], Callable[[], None]]:
     """The named systems, all on the same model; AIDE reaches it through a counting proxy. Returns a closer."""
     unknown = sorted(set(names) - set(SYSTEMS))
@@ -187,7 +194,7 @@ def make_systems(names: list[str], model: str, settings: list[str]) -> tuple[dic
                 raise FileNotFoundError(f"AIDE is not installed ({aide.DEFAULT_AIDE_BIN} is missing): run "
                                         f"`bash bench/setup_aide.sh` (its own virtualenv), or leave it out with --systems.")
             endpoint = endpoint_for(model)
-            proxy = UsageProxy(endpoint.base_url, endpoint.api_key).start()
+            proxy = UsageProxy(endpoint.base_url, endpoint.api_key, max_tokens=answer_cap(settings)).start()
             systems[name] = Aide(proxy, endpoint.model)
         else:
             systems[name] = Baseline(name)

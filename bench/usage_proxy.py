@@ -25,15 +25,30 @@ class Usage:
     tokens_out: int = 0
 
 
+def capped(data: bytes | None, max_tokens: int) -> bytes | None:
+    """The request body with ``max_tokens`` set, unless it sets an answer length already (or is not JSON)."""
+    try:
+        body = json.loads(data)
+    except (TypeError, ValueError):
+        return data
+    if not isinstance(body, dict) or body.get("max_tokens") or body.get("max_completion_tokens"):
+        return data
+    return json.dumps({**body, "max_tokens": max_tokens}).encode()
+
+
 class UsageProxy:
     """Forwards ``/v1/...`` to ``upstream`` (a base URL ending in /v1) and counts what passes.
 
     With ``api_key`` the proxy authenticates to the upstream itself, so the client never holds the key.
+    With ``max_tokens`` a chat request that sets no answer length gets that cap, the one MLE-STAR uses:
+    without it a small local model may ramble until its context is full (llama.cpp has no default cap).
     """
 
-    def __init__(self, upstream: str, api_key: str | None = None, timeout_s: float = 900.0):
+    def __init__(self, upstream: str, api_key: str | None = None, timeout_s: float = 900.0,
+                 max_tokens: int | None = None):
         self.upstream = upstream.rstrip("/")
         self.api_key = api_key
+        self.max_tokens = max_tokens
         self.timeout_s = timeout_s
         self.usage = Usage()
         self._lock = threading.Lock()
@@ -79,6 +94,8 @@ class UsageProxy:
                 path = self.path[len("/v1"):] if self.path.startswith("/v1") else self.path
                 length = int(self.headers.get("Content-Length") or 0)
                 data = self.rfile.read(length) if length else None
+                if method == "POST" and path.endswith("/chat/completions") and proxy.max_tokens:
+                    data = capped(data, proxy.max_tokens)
                 headers = {h: self.headers[h] for h in FORWARDED_HEADERS if self.headers.get(h)}
                 if proxy.api_key:
                     headers["Authorization"] = f"Bearer {proxy.api_key}"

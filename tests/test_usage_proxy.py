@@ -8,8 +8,9 @@ import urllib.request
 
 import pytest
 
-from bench.systems import Endpoint, endpoint_for
-from bench.usage_proxy import UsageProxy
+from bench.systems import Endpoint, answer_cap, endpoint_for
+from bench.usage_proxy import UsageProxy, capped
+from graph.context import Context
 from tests.fake_openai_server import FakeOpenAIServer
 
 
@@ -70,6 +71,19 @@ def test_the_proxy_holds_the_real_key_so_the_competitor_never_does(server):
         assert server.authorizations == ["Bearer sk-real-secret"]
     finally:
         proxy.stop()
+
+
+def test_requests_without_an_answer_length_get_mlestars_cap(server):
+    proxy = UsageProxy(server.base_url, max_tokens=77).start()
+    try:
+        chat(proxy.base_url, "hello")
+        assert server.bodies[-1]["max_tokens"] == 77
+    finally:
+        proxy.stop()
+    assert capped(b'{"max_tokens": 5}', 77) == b'{"max_tokens": 5}'  # the client's own cap stands
+    assert capped(b'{"max_completion_tokens": 5}', 77) == b'{"max_completion_tokens": 5}'
+    assert capped(b"not json", 77) == b"not json"
+    assert answer_cap([]) == Context().max_tokens and answer_cap(["max_tokens=300", "num_lanes=1"]) == 300
 
 
 def test_endpoints_of_model_specs(monkeypatch):
