@@ -7,7 +7,11 @@ rest the same way for all of them: one wall-clock budget, one kill, one grader.
 
 from __future__ import annotations
 
+import json
 import os
+import select
+import signal
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,16 +135,48 @@ class MleStar:
                        usage["tokens_out"], notes=row.get("stop_reason") or row.get("status") or "")
 
 
+class ServedModel:
+    """A model endpoint in a child process (`argv` prints its Endpoint as one JSON line, then serves), started
+    before an attempt's clock and killed after it, so nothing the attempt asked for runs on afterwards."""
+
+    def __init__(self, argv: list[str], startup_s: float = 300.0):
+        self.argv, self.startup_s = argv, startup_s
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Endpoint:
+        self.stop()
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, text=True, start_new_session=True,
+                                     cwd=aide.REPO_ROOT)
+        ready, _, _ = select.select([self.proc.stdout], [], [], self.startup_s)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line:
+            self.stop()
+            raise RuntimeError(f"the model server {' '.join(self.argv)} did not start within {self.startup_s:.0f} s")
+        return Endpoint(**json.loads(line))
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+
 @dataclass
 class Aide:
-    """AIDE (aideml) through a counting proxy in front of the model's endpoint, in its own virtualenv."""
+    """AIDE (aideml) through a counting proxy in front of the model's endpoint, in its own virtualenv.
+
+    With `served`, each attempt gets a fresh endpoint process, killed when the attempt ends."""
 
     proxy: UsageProxy
     model: str
+    served: ServedModel | None = None
     aide_bin: Path = aide.DEFAULT_AIDE_BIN
     name: str = "aide"
 
     def launch(self, attempt: Attempt) -> Launch:
+        if self.served is not None:
+            endpoint = self.served.start()
+            self.proxy.upstream, self.model = endpoint.base_url.rstrip("/"), endpoint.model
         task = attempt.task.task
         argv = aide.aide_command(self.aide_bin, attempt.visible / "public", aide.goal_for(task),
                                  aide.eval_for(task), attempt.work, self.model,
@@ -149,6 +185,8 @@ class Aide:
         return Launch(argv, aide.aide_env(self.proxy.base_url, home=attempt.work), jailed=True)
 
     def outcome(self, attempt: Attempt) -> Outcome:
+        if self.served is not None:
+            self.served.stop()
         usage = self.proxy.take()
         stats = aide.run_stats(attempt.work)
         return Outcome(aide.find_submission(attempt.work), usage.calls, usage.tokens_in, usage.tokens_out,
@@ -193,9 +231,14 @@ def make_systems(names: list[str], model: str, settings: list[str]) -> tuple[dic
             if not aide.DEFAULT_AIDE_BIN.exists():
                 raise FileNotFoundError(f"AIDE is not installed ({aide.DEFAULT_AIDE_BIN} is missing): run "
                                         f"`bash bench/setup_aide.sh` (its own virtualenv), or leave it out with --systems.")
-            endpoint = endpoint_for(model)
-            proxy = UsageProxy(endpoint.base_url, endpoint.api_key, max_tokens=answer_cap(settings)).start()
-            systems[name] = Aide(proxy, endpoint.model)
+            if parse_model_spec(model)[0] == "local":  # served per attempt, see ServedModel
+                served = ServedModel([sys.executable, "-m", "bench.serve_model", model])
+                proxy = UsageProxy("http://127.0.0.1:9/v1", max_tokens=answer_cap(settings)).start()
+                systems[name] = Aide(proxy, "", served)
+            else:
+                endpoint = endpoint_for(model)
+                proxy = UsageProxy(endpoint.base_url, endpoint.api_key, max_tokens=answer_cap(settings)).start()
+                systems[name] = Aide(proxy, endpoint.model)
         else:
             systems[name] = Baseline(name)
     return systems, (proxy.stop if proxy else lambda: None)

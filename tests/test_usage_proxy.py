@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 import urllib.error
 import urllib.request
 
+import psutil
 import pytest
 
-from bench.systems import Endpoint, answer_cap, endpoint_for
+from bench.systems import Endpoint, ServedModel, answer_cap, endpoint_for
 from bench.usage_proxy import UsageProxy, capped
 from graph.context import Context
 from tests.fake_openai_server import FakeOpenAIServer
@@ -93,3 +95,17 @@ def test_endpoints_of_model_specs(monkeypatch):
     assert endpoint_for("openai:gpt-4o-mini") == Endpoint("https://api.openai.com/v1", "gpt-4o-mini", "sk-test")
     with pytest.raises(ValueError, match="no HTTP endpoint that AIDE could use"):
         endpoint_for("scripted:tests.scripted_model:respond")
+
+
+def test_a_served_model_lives_exactly_as_long_as_one_attempt():
+    """The endpoint process is killed after the attempt: nothing a killed competitor asked for runs on."""
+    serve = ("import json, time; print(json.dumps({'base_url': 'http://127.0.0.1:1/v1', 'model': 'm', "
+             "'api_key': None}), flush=True); time.sleep(600)")
+    served = ServedModel([sys.executable, "-c", serve])
+    endpoint = served.start()
+    assert endpoint == Endpoint("http://127.0.0.1:1/v1", "m", None)
+    process = psutil.Process(served.proc.pid)
+    served.stop()
+    assert not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    with pytest.raises(RuntimeError, match="did not start"):
+        ServedModel([sys.executable, "-c", "pass"], startup_s=20).start()
