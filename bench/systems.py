@@ -29,7 +29,7 @@ BASELINE_SYSTEMS = ("trivial", "lgbm_default", "flaml")
 SYSTEMS = ("mlestar", "aide", *BASELINE_SYSTEMS)
 # Share of the budget MLE-STAR keeps back: after (budget - reserve) it makes no new model call and submits.
 MLESTAR_RESERVE = 0.2
-MIN_RESERVE_S = 30
+MIN_RESERVE_S = 45  # the submission script (training on all rows) and its checks
 
 
 @dataclass(frozen=True)

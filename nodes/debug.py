@@ -8,7 +8,7 @@ from typing import Callable
 
 from graph.context import Context
 from nodes.common import emit, script_rules, task_header, task_of
-from nodes.llm import ask
+from nodes.llm import ask, time_left
 from prompts.debug import FIX_SCRIPT, NO_SCORE, REFUSED
 from runtime.journal import open_journal, sha256_text
 from runtime.parsing import AnswerError, extract_code
@@ -19,6 +19,7 @@ from runtime.static_check import check_script
 Check = Callable[[ExecutionResult], str | None]
 # An advisory check also gets the code we ran (never re-read from the attempt folder the script could change).
 Advisory = Callable[[str, ExecutionResult], str | None]
+SUBMIT_KEY = "submit/"  # exec keys of the submit node's scripts
 
 
 def attempt_dir(state: dict, exec_key: str) -> Path:
@@ -33,6 +34,13 @@ def refused(folder: Path, code: str, problems: list[str]) -> ExecutionResult:
                            stdout_tail="", stderr_tail="\n".join(problems), isolation="static-check")
 
 
+def script_time_limit(ctx: Context, run_id: str, exec_key: str) -> float:
+    """A script's wall-clock limit: script_timeout_s, and for exploration scripts no more than what is left of
+    the run's time budget, so that the submission, which always gets its full limit, still fits in."""
+    left = None if exec_key.startswith(SUBMIT_KEY) else time_left(ctx, run_id)
+    return ctx.script_timeout_s if left is None else min(ctx.script_timeout_s, max(0.0, left))
+
+
 def execute(ctx: Context, state: dict, *, code: str, exec_key: str) -> ExecutionResult:
     """Run `code` once, or return the recorded result of the identical finished run."""
     journal = open_journal(ctx.journal_path)
@@ -40,11 +48,16 @@ def execute(ctx: Context, state: dict, *, code: str, exec_key: str) -> Execution
     if recorded is not None:
         return ExecutionResult.from_dict(recorded)
     folder = attempt_dir(state, exec_key)
+    timeout_s = script_time_limit(ctx, state["run_id"], exec_key)
+    if timeout_s <= 0:  # not recorded: resumed with a larger budget, the script runs then
+        return ExecutionResult(status="timeout", returncode=None, score=None, duration_s=0.0,
+                               attempt_dir=str(folder), stdout_tail="", isolation="none",
+                               stderr_tail="not started: the run's wall-clock budget (run_time_budget_s) is spent")
     problems = check_script(code) if ctx.static_checks else []
     if problems:
         result = refused(folder, code, problems)
     else:
-        result = run_script(code, folder, state["input_dir"], timeout_s=ctx.script_timeout_s,
+        result = run_script(code, folder, state["input_dir"], timeout_s=timeout_s,
                             memory_mb=ctx.script_memory_mb, isolation=ctx.isolation,
                             max_processes=ctx.script_max_processes, max_file_mb=ctx.script_max_file_mb)
     journal.record_execution(run_id=state["run_id"], lane=state.get("lane", -1), exec_key=exec_key, code=code,

@@ -6,16 +6,18 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from types import SimpleNamespace
 
 import pytest
 
 from graph import routing
 from graph.context import ConfigError, build_context
+from nodes.debug import execute, script_time_limit
 from nodes.llm import ask
 from runtime.budget import (BudgetExhausted, RunUsage, budget_problem, call_cost, parse_prices, price_of,
                             unpriced_models)
-from runtime.journal import Journal, open_journal
+from runtime.journal import Journal, open_journal, sha256_text
 from runtime.parsing import AnswerError
 from runtime.task import grade_submission, load_task
 from tests.conftest import EXAMPLES, ROOT, SCRIPTED, scripted_context
@@ -205,3 +207,19 @@ def test_cli_status_and_report_show_usage_per_role_and_phase_and_the_stop_reason
     assert "## Model usage and cost" in report and "| planner |" in report and "| evaluate |" in report
     assert report.count("| total | 4 |") == 2  # the role table and the phase table
     assert "budget: 4 model calls reached" in report
+
+
+def test_exploration_scripts_stop_with_the_time_budget_and_the_submission_keeps_its_limit(tmp_path):
+    ctx = scripted_context(tmp_path, run_time_budget_s=100, script_timeout_s=300)
+    journal = open_journal(ctx.journal_path)
+    journal.upsert_run("r", status="running")
+    journal.db["runs"].update("r", {"started_at": time.time() - 90})
+    assert 5 < script_time_limit(ctx, "r", "lane0/eval/lightgbm/d0") <= 10  # what is left of the budget
+    assert script_time_limit(ctx, "r", "submit/s0/flag/d0") == 300
+    journal.db["runs"].update("r", {"started_at": time.time() - 200})
+    state = {"run_id": "r", "workspace": str(tmp_path / "ws"), "input_dir": str(tmp_path / "in"), "lane": 0}
+    result = execute(ctx, state, code="print('Final Validation Performance: 1')", exec_key="lane0/eval/x/d0")
+    assert result.status == "timeout" and "not started" in result.stderr_tail
+    assert journal.find_execution("r", "lane0/eval/x/d0", sha256_text("print('Final Validation Performance: 1')")) \
+        is None  # not recorded: a resume with a larger budget runs it
+    assert script_time_limit(scripted_context(tmp_path), "r", "lane0/eval/x/d0") == 120  # no time budget: its own
