@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from graph.checkpoint import thread_id_for  # noqa: E402
 from runtime.sandbox import RUN_TAG_VAR  # noqa: E402
 from runtime.task import grade_submission, load_task  # noqa: E402
 
@@ -209,7 +210,7 @@ WHERE_RUN = "(run_id = ? or run_id like ? || '-run%')"
 
 
 def checkpoint_rows(paths: Paths, run_id: str) -> int:
-    return scalar(paths.checkpoints, "select count(*) from checkpoints where thread_id = ?", (run_id,))
+    return scalar(paths.checkpoints, "select count(*) from checkpoints where thread_id = ?", (thread_id_for(run_id),))
 
 
 def execution_rows(paths: Paths, run_id: str) -> int:

@@ -6,9 +6,7 @@ import json
 import logging
 import os
 import sys
-import re
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -19,41 +17,31 @@ from rich.markdown import Markdown
 from rich.markup import escape
 from rich.table import Column, Table
 
-from graph.checkpoint import DEFAULT_CHECKPOINTS, open_checkpointer
-from graph.context import ConfigError, Context, build_context, check_writable, load_config_file, preflight
-from graph.meta import build_meta_graph
+from graph.checkpoint import checkpoints_path
+from graph.client import ClientError, MleStar, RunResult, model_settings, new_run_id
+from graph.context import ConfigError, Context, load_config_file
 from graph.progress import Progress
-from graph.threads import ForkError, fork_thread, outer_history
-from nodes.meta_loop import meta_workspace
-from nodes.report import USAGE_GROUPS, USAGE_HEADERS, usage_cells, usage_total, write_report
+from nodes.report_tables import USAGE_GROUPS, USAGE_HEADERS, usage_cells, usage_total
 from runtime.journal import open_journal
 from runtime.models import ROLES
-from runtime.orphans import reap_orphans
-from runtime.rate_limit import ModelUnavailable
-from runtime.sandbox import IsolationUnavailable, resolve_isolation
+from runtime.sandbox import IsolationUnavailable
 from runtime.task import TaskError, grade_submission, load_task
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="MLE-STAR Graph: an autonomous ML engineer for Kaggle-style task folders.")
 console = Console()
-RECURSION_LIMIT = 2000
 DEFAULT_JOURNAL = Context().journal_path
-RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+EXIT_PAUSED, EXIT_REVIEW = 3, 4
+USER_ERRORS = (ClientError, ConfigError, TaskError, IsolationUnavailable)
 
-CheckpointsOpt = Annotated[Path, typer.Option(help="SQLite checkpoint database.")]
-JournalOpt = Annotated[Path, typer.Option(help="SQLite journal database.")]
+CheckpointsOpt = Annotated[Optional[Path], typer.Option(
+    help="SQLite checkpoint database (default: $MLESTAR_CHECKPOINTS or checkpoints/checkpoints.db).")]
+JournalOpt = Annotated[Path, typer.Option("--journal", help="SQLite journal database.")]
 
 
 def fail(message: str) -> None:
     console.print(f"[bold red]Error:[/] {escape(message)}")
     raise typer.Exit(2)
-
-
-def check_run_id(run_id: str) -> None:
-    """A run id names folders: letters, digits, '_', '-' and '.', not starting with '.'."""
-    if not RUN_ID.fullmatch(run_id):
-        raise ConfigError(f"--run-id {run_id!r} is not a valid run name: use letters, digits, '_', '-' and '.' "
-                          f"(no '/', not starting with '.'), e.g. --run-id titanic-1.")
 
 
 def parse_assignments(items: list[str], what: str) -> dict[str, str]:
@@ -66,95 +54,81 @@ def parse_assignments(items: list[str], what: str) -> dict[str, str]:
     return pairs
 
 
-def model_settings(items: list[str]) -> dict[str, str]:
+def role_models(items: list[str]) -> dict[str, str]:
     """--model SPEC sets every role; --model ROLE=SPEC one role."""
     settings = {}
     for item in items:
         role, sep, spec = item.partition("=")
         if not sep:
-            settings.update({f"{r}_model": item for r in ROLES})
+            settings.update(model_settings(item))
         elif role in ROLES:
-            settings[f"{role}_model"] = spec
+            settings.update(model_settings({role: spec}))
         else:
             fail(f"Unknown role {role!r} in --model {item}; roles are {', '.join(ROLES)}.")
     return settings
 
 
-def new_run_id(task_name: str) -> str:
-    return f"{re.sub(r'[^A-Za-z0-9_-]+', '-', task_name)}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def drive(thread_id: str, graph_input: dict | None, ctx: Context, checkpoints: Path) -> dict:
-    """Stream the meta graph for one thread, showing progress; Ctrl-C stops it resumably."""
+def client(checkpoints: Path | None, journal: str | Path, run_id: str) -> MleStar:
+    """A client that shows the run's progress live."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("runtime.model_pool").setLevel(logging.INFO)  # which local models hold how much memory
-    graph = build_meta_graph(open_checkpointer(checkpoints))
-    config = {"configurable": {"thread_id": thread_id}, "recursion_limit": RECURSION_LIMIT}
-    progress = Progress(console, thread_id)
-    orphans = reap_orphans(ctx.workspace_root, thread_id)
-    if orphans:
-        console.print(f"Stopped {orphans} script process(es) left running by a killed process of this run.")
+    progress = Progress(console, run_id)
+    return MleStar(checkpoints, journal, on_event=progress.handle)
+
+
+def drive(agent: MleStar, run_id: str, step) -> RunResult:
+    """Run one client step (run, resume, fork...) and show how it ended; Ctrl-C stops it resumably."""
     try:
-        for namespace, mode, chunk in graph.stream(graph_input, config, context=ctx, subgraphs=True,
-                                                   stream_mode=["updates", "custom"], durability="sync"):
-            progress.handle(namespace, mode, chunk)
+        result = step(agent)
+    except USER_ERRORS as exc:
+        fail(str(exc))
     except KeyboardInterrupt:
         for child in psutil.Process().children(recursive=True):
             child.kill()
-        console.print(f"\n[yellow]Stopped.[/] Nothing finished is lost: [bold]mlestar resume {thread_id}[/]")
+        console.print(f"\n[yellow]Stopped.[/] Nothing finished is lost: [bold]mlestar resume {run_id}[/]")
         os._exit(130)
-    except ModelUnavailable as exc:
-        open_journal(ctx.journal_path).upsert_run(thread_id, status="paused", stop_reason=str(exc))
-        console.print(f"\n[yellow]Paused:[/] {escape(str(exc))}\nNothing finished is lost: "
-                      f"[bold]mlestar resume {thread_id}[/]")
-        raise typer.Exit(3)
-    state = graph.get_state(config).values
-    record_outcome(thread_id, state, ctx)
-    return state
+    show_result(result, open_journal(str(agent.journal_path)))
+    return result
 
 
-def record_outcome(thread_id: str, state: dict, ctx: Context) -> None:
-    """The journal's record of a finished thread (status, best score, submission)."""
-    report = state.get("report") or {}
-    open_journal(ctx.journal_path).upsert_run(
-        thread_id, status="done" if report.get("best_submission") else "failed",
-        best_score=report.get("best_score"), submission=report.get("best_submission"))
-
-
-def stored_run(run_id: str, journal_path: Path) -> tuple[dict, Context]:
-    """The journal's record of a run and the settings it was started with."""
-    row = open_journal(str(journal_path)).get_run(run_id)
-    if not row or not row.get("context"):
-        fail(f"No run {run_id} in {journal_path}; `mlestar status` lists the runs.")
-    return row, Context(**json.loads(row["context"]))
-
-
-def thread_state(thread_id: str, checkpoints: Path):
-    return build_meta_graph(open_checkpointer(checkpoints)).get_state({"configurable": {"thread_id": thread_id}})
-
-
-def report_result(thread_id: str, state: dict, ctx: Context) -> None:
-    journal = open_journal(ctx.journal_path)
-    report = state.get("report") or {}
-    for run in state.get("history", []):
+def show_result(result: RunResult, journal) -> None:
+    run_id = result.run_id
+    if result.status == "paused":
+        console.print(f"\n[yellow]Paused:[/] {escape(result.stop_reason or '')}\nNothing finished is lost: "
+                      f"[bold]mlestar resume {run_id}[/]")
+        raise typer.Exit(EXIT_PAUSED)
+    if result.status == "review":
+        show_review(result)
+        raise typer.Exit(EXIT_REVIEW)
+    for run in result.values.get("history", []):
         usage = journal.usage(run["run_id"])
         console.print(f"Run {run['run_index']}: {run['status']}, validation score {fmt(run['best_score'])}, "
                       f"{run['duration_s']:.0f} s, model calls {usage['model_calls']} ({usage['tokens_in']} in / "
                       f"{usage['tokens_out']} out tokens, {usage['inference_s']} s, ${usage['cost_usd']:.4f} where "
                       f"priced), scripts {usage['executions']} ({usage['script_s']} s)")
-    if not report.get("best_submission"):
-        reasons = "; ".join(str(r.get("stop_reason")) for r in state.get("history", []))
-        console.print(f"[bold red]{thread_id} ended without a submission:[/] {reasons}")
+    if result.status != "done":
+        reasons = "; ".join(str(r.get("stop_reason")) for r in result.values.get("history", []))
+        console.print(f"[bold red]{run_id} ended without a submission:[/] {escape(reasons)}")
         raise typer.Exit(1)
-    console.print(f"[bold green]Best submission:[/] {report['best_submission']} (run {report['best_run']}, "
-                  f"validation score {fmt(report['best_score'])})")
-    if report.get("improvement_pct") is not None and len(state["history"]) > 1:
+    report = result.values.get("report") or {}
+    console.print(f"[bold green]Best submission:[/] {result.submission} (run {result.best_run}, "
+                  f"validation score {fmt(result.best_score)})")
+    if report.get("improvement_pct") is not None and result.runs_done > 1:
         console.print(f"Improvement over the baseline run: {report['improvement_pct']:+.2f} %")
-    console.print(f"Report: {report['markdown']}")
-    task = load_task(state["task_dir"])
+    console.print(f"Report: {result.report} and {(result.values.get('report') or {}).get('html')}")
+    task = load_task(result.values["task_dir"])
     if task.answers_path:
-        grade = grade_submission(task, report["best_submission"])
+        grade = grade_submission(task, result.submission)
         console.print(f"Graded with the hidden answers: {grade.metric} = {fmt(grade.score)}")
+
+
+def show_review(result: RunResult) -> None:
+    review = result.review
+    console.print(f"\n[bold yellow]Waiting for your review[/] of the {review.point} proposal of {result.run_id}:")
+    console.print_json(data=review.proposal)
+    if review.problem:
+        console.print(f"[red]Your last answer could not be used:[/] {escape(review.problem)}")
+    console.print(f"Answer with [bold]mlestar review {result.run_id} --approve[/], [bold]--reject[/], or "
+                  f"[bold]--edit JSON[/] where JSON is {escape(review.how_to_edit)}")
 
 
 def fmt(score) -> str:
@@ -170,114 +144,121 @@ def run(
     config: Annotated[Optional[Path], typer.Option(help="TOML or JSON file of settings.")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Setting KEY=VALUE (see docs: Context).")] = [],
     runs: Annotated[Optional[int], typer.Option(help="Pipeline runs of the meta-learning loop (num_runs).")] = None,
-    checkpoints: CheckpointsOpt = Path(DEFAULT_CHECKPOINTS),
+    checkpoints: CheckpointsOpt = None,
 ) -> None:
     """Solve a task folder: search, evaluate, refine, ensemble, submit (N times with --runs N)."""
     try:
-        task = load_task(task_dir)  # fail fast on a broken folder, before anything is written
+        task = load_task(task_dir)
         base = load_config_file(config) if config else {}
-        flags = {**parse_assignments(set_, "--set"), **model_settings(model)}
-        if runs is not None:
-            flags["num_runs"] = runs
-        ctx = preflight(build_context(base, flags))
-        check_writable("--checkpoints", checkpoints, is_file=True)
-        if run_id is not None:
-            check_run_id(run_id)
-        isolation = resolve_isolation(ctx.isolation)
-    except (TaskError, ConfigError, IsolationUnavailable) as exc:
+    except (TaskError, ConfigError) as exc:
         fail(str(exc))
+    settings = {**parse_assignments(set_, "--set"), **role_models(model)}
+    journal = settings.pop("journal_path", None) or base.get("journal_path") or DEFAULT_JOURNAL
     run_id = run_id or new_run_id(task.name)
-    journal = open_journal(ctx.journal_path)
-    if journal.get_run(run_id):
-        fail(f"Run {run_id} already exists; resume it with `mlestar resume {run_id}` or pick another --run-id.")
-    journal.upsert_run(run_id, task=task.name, task_dir=task.root, status="running", context=asdict(ctx))
     console.print(f"Run [bold]{run_id}[/] on task [bold]{task.name}[/] ({task.metric}, "
-                  f"{'lower' if task.lower_is_better else 'higher'} is better), {ctx.num_runs} pipeline run(s), "
-                  f"scripts isolated by {isolation}")
-    state = drive(run_id, {"task_dir": task.root, "meta_id": run_id}, ctx, checkpoints)
-    report_result(run_id, state, ctx)
+                  f"{'lower' if task.lower_is_better else 'higher'} is better)")
+    drive(client(checkpoints, journal, run_id), run_id,
+          lambda agent: agent.run(task_dir, run_id=run_id, runs=runs, config=config, **settings))
 
 
 @app.command()
 def resume(
     run_id: Annotated[str, typer.Argument(help="The run to finish.")],
-    checkpoints: CheckpointsOpt = Path(DEFAULT_CHECKPOINTS),
-    journal_path: Annotated[Path, typer.Option("--journal", help="SQLite journal database.")] = Path(DEFAULT_JOURNAL),
+    checkpoints: CheckpointsOpt = None,
+    journal_path: JournalOpt = Path(DEFAULT_JOURNAL),
     set_: Annotated[list[str], typer.Option("--set", help="Change a setting for the rest of the run, "
                                                           "KEY=VALUE (e.g. a higher rate limit or budget).")] = [],
 ) -> None:
     """Finish an interrupted or paused run from its last checkpoint, re-using every finished step."""
-    row, ctx = stored_run(run_id, journal_path)
-    if set_:
-        try:
-            ctx = preflight(build_context(asdict(ctx), parse_assignments(set_, "--set")))
-        except ConfigError as exc:
-            fail(str(exc))
-        open_journal(ctx.journal_path).upsert_run(run_id, context=asdict(ctx))
-    snapshot = thread_state(run_id, checkpoints)
-    if not snapshot.values:
-        graph_input = {"task_dir": row["task_dir"], "meta_id": run_id}  # killed before the first checkpoint
-    elif not snapshot.next:
+    settings = parse_assignments(set_, "--set")
+    agent = client(checkpoints, journal_path, run_id)
+    try:
+        before = agent.status(run_id)
+    except ClientError as exc:
+        fail(f"{exc} `mlestar runs` lists the runs.")
+    if before.values and not before.next:
         console.print(f"Run {run_id} has already finished.")
-        record_outcome(run_id, snapshot.values, ctx)  # the process that finished it may have died before this
-        report_result(run_id, snapshot.values, ctx)
-        return
     else:
-        graph_input = None
-    open_journal(ctx.journal_path).upsert_run(run_id, status="running")
-    console.print(f"Resuming [bold]{run_id}[/] at {', '.join(snapshot.next) or 'the start'}")
-    state = drive(run_id, graph_input, ctx, checkpoints)
-    report_result(run_id, state, ctx)
+        console.print(f"Resuming [bold]{run_id}[/] at {', '.join(before.next) or 'the start'}")
+    drive(agent, run_id, lambda agent: agent.resume(run_id, **settings))
 
 
 @app.command()
 def extend(
     run_id: Annotated[str, typer.Argument(help="A finished meta-loop run.")],
     runs: Annotated[int, typer.Option(help="How many more pipeline runs.")] = 1,
-    checkpoints: CheckpointsOpt = Path(DEFAULT_CHECKPOINTS),
-    journal_path: Annotated[Path, typer.Option("--journal", help="SQLite journal database.")] = Path(DEFAULT_JOURNAL),
+    checkpoints: CheckpointsOpt = None,
+    journal_path: JournalOpt = Path(DEFAULT_JOURNAL),
 ) -> None:
     """Add runs to a finished run: the Enhancer studies everything so far and steers the new runs."""
-    row, ctx = stored_run(run_id, journal_path)
-    graph = build_meta_graph(open_checkpointer(checkpoints))
-    config = {"configurable": {"thread_id": run_id}}
-    snapshot = graph.get_state(config)
-    if snapshot.next or not snapshot.values.get("history"):
-        fail(f"Run {run_id} has not finished; `mlestar resume {run_id}` first.")
-    planned = len(snapshot.values["history"]) + runs
-    graph.update_state(config, {"runs_planned": planned}, as_node="record")
-    console.print(f"Extending [bold]{run_id}[/] to {planned} runs")
-    state = drive(run_id, None, ctx, checkpoints)
-    report_result(run_id, state, ctx)
+    console.print(f"Extending [bold]{run_id}[/] by {runs} run(s)")
+    drive(client(checkpoints, journal_path, run_id), run_id, lambda agent: agent.extend(run_id, runs))
+
+
+@app.command()
+def review(
+    run_id: Annotated[str, typer.Argument(help="A run waiting for a review (setting human_review).")],
+    approve: Annotated[bool, typer.Option("--approve", help="Accept the proposal as it is.")] = False,
+    reject: Annotated[bool, typer.Option("--reject", help="Refuse it: no submission is written, or the "
+                                                          "Enhancer's changes are dropped.")] = False,
+    edit: Annotated[Optional[str], typer.Option(help="Replace parts of the proposal: a JSON object (see the "
+                                                     "proposal for its fields).")] = None,
+    checkpoints: CheckpointsOpt = None,
+    journal_path: JournalOpt = Path(DEFAULT_JOURNAL),
+) -> None:
+    """Show what a paused run proposes, or answer it and let the run go on."""
+    agent = client(checkpoints, journal_path, run_id)
+    if approve + reject + (edit is not None) > 1:
+        fail("Give one of --approve, --reject or --edit.")
+    if not (approve or reject or edit is not None):
+        try:
+            result = agent.status(run_id)
+        except ClientError as exc:
+            fail(str(exc))
+        if result.review is None:
+            fail(f"Run {run_id} is not waiting for a review (status {result.status}).")
+        show_review(result)
+        return
+    answer: str | dict = "approve" if approve else "reject"
+    if edit is not None:
+        try:
+            answer = {"action": "edit", "edit": json.loads(edit)}
+        except json.JSONDecodeError as exc:
+            fail(f"--edit is not valid JSON ({exc}); e.g. --edit '{{\"config_overrides\": {{\"refine_steps\": 2}}}}'.")
+    drive(agent, run_id, lambda agent: agent.review(run_id, answer))
 
 
 @app.command()
 def report(
     run_id: Annotated[str, typer.Argument(help="The run to report on.")],
-    checkpoints: CheckpointsOpt = Path(DEFAULT_CHECKPOINTS),
-    journal_path: Annotated[Path, typer.Option("--journal", help="SQLite journal database.")] = Path(DEFAULT_JOURNAL),
+    checkpoints: CheckpointsOpt = None,
+    journal_path: JournalOpt = Path(DEFAULT_JOURNAL),
+    html: Annotated[bool, typer.Option("--html", help="Print only the path of the HTML report.")] = False,
 ) -> None:
-    """Summary of a run: best score, which run produced it, improvement over the baseline, the Enhancer's
-    reasoning; also written as Markdown with a plot in the run's workspace."""
-    _, ctx = stored_run(run_id, journal_path)
-    snapshot = thread_state(run_id, checkpoints)
-    if not snapshot.values.get("history"):
-        fail(f"Run {run_id} has no finished pipeline run yet; `mlestar status {run_id}` shows where it is.")
-    result = write_report(snapshot.values, meta_workspace(snapshot.values, ctx),
-                          open_journal(str(journal_path)).usage_breakdown(run_id))
+    """Summary of a run: best score, which run produced it, improvement over the baseline, every attempt, the
+    ablations, ensembles, plans, the Enhancer's reasoning and the cost; written as Markdown with its figures and
+    as one self-contained HTML page in the run's workspace."""
+    try:
+        result = MleStar(checkpoints, journal_path).report(run_id)
+    except ClientError as exc:
+        fail(f"{exc} `mlestar status {run_id}` shows where it is.")
+    if html:
+        print(result["html"])
+        return
     console.print(Markdown(Path(result["markdown"]).read_text()))
-    console.print(f"Written to {result['markdown']} and {result['plot']}")
+    console.print(f"Written to {result['markdown']} (figures beside it) and {result['html']}")
 
 
 @app.command()
 def history(
     run_id: Annotated[str, typer.Argument(help="The run (thread) whose checkpoints to list.")],
-    checkpoints: CheckpointsOpt = Path(DEFAULT_CHECKPOINTS),
+    checkpoints: CheckpointsOpt = None,
 ) -> None:
     """The outer graph's checkpoints of a run: step, next node, finished runs, best score; fork points marked."""
-    rows = outer_history(build_meta_graph(open_checkpointer(checkpoints)), run_id)
-    if not rows:
-        fail(f"No checkpoints of {run_id} in {checkpoints}; `mlestar runs` lists the runs.")
+    try:
+        rows = MleStar(checkpoints).history(run_id)
+    except ClientError as exc:
+        fail(f"{exc} `mlestar runs` lists the runs.")
     table = Table("step", "next", "runs done", "best validation score", "created", "fork point")
     for row in rows:
         best = "-" if row.best_score is None else f"{row.best_score:.6g} (run {row.best_run})"
@@ -294,55 +275,24 @@ def fork(
     new_id: Annotated[Optional[str], typer.Option("--run-id", help="Name of the new run (default: ID-fork-STEP).")]
     = None,
     set_: Annotated[list[str], typer.Option("--set", help="Changed setting KEY=VALUE for the new run.")] = [],
-    checkpoints: CheckpointsOpt = Path(DEFAULT_CHECKPOINTS),
-    journal_path: Annotated[Path, typer.Option("--journal", help="SQLite journal database.")] = Path(DEFAULT_JOURNAL),
+    checkpoints: CheckpointsOpt = None,
+    journal_path: JournalOpt = Path(DEFAULT_JOURNAL),
 ) -> None:
     """A new run from a checkpoint between two pipeline runs, with changed settings; it inherits the finished
     runs (not redone) and continues from there. Compare the two with `mlestar report`."""
-    row, ctx = stored_run(run_id, journal_path)
-    new_id = new_id or f"{run_id}-fork-{at}"
     changed = parse_assignments(set_, "--set")
-    try:
-        check_run_id(new_id)
-        ctx = preflight(build_context(asdict(ctx), changed))
-    except ConfigError as exc:
-        fail(str(exc))
-    journal = open_journal(ctx.journal_path)
-    if journal.get_run(new_id):
-        fail(f"Run {new_id} already exists; pick another --run-id.")
-    graph = build_meta_graph(open_checkpointer(checkpoints))
-    try:
-        fork_thread(graph, graph.checkpointer, run_id, at, new_id, state_changes_for(changed, ctx))
-    except ForkError as exc:
-        fail(str(exc))
-    journal.upsert_run(new_id, task=row["task"], task_dir=row["task_dir"], status="running", context=asdict(ctx),
-                       stop_reason=None)
-    console.print(f"Forked [bold]{new_id}[/] from {run_id} at step {at}"
+    new_id = new_id or f"{run_id}-fork-{at}"
+    console.print(f"Forking [bold]{new_id}[/] from {run_id} at step {at}"
                   + (f" with {', '.join(f'{k}={v}' for k, v in changed.items())}" if changed else ""))
-    state = drive(new_id, None, ctx, checkpoints)
-    report_result(new_id, state, ctx)
-
-
-def state_changes_for(changed: dict, ctx: Context) -> dict:
-    """Settings that the meta loop copied into its state at the start: a fork must change them there too."""
-    changes = {}
-    if "num_runs" in changed:
-        changes["runs_planned"] = ctx.num_runs
-    if {"computational_budget_s", "early_stop_patience"} & changed.keys():
-        changes["stop_rules"] = {"budget_s": ctx.computational_budget_s, "patience": ctx.early_stop_patience}
-    return changes
+    drive(client(checkpoints, journal_path, new_id), new_id, lambda agent: agent.fork(run_id, at, new_id, **changed))
 
 
 @app.command()
-def runs(
-    journal_path: Annotated[Path, typer.Option("--journal", help="SQLite journal database.")] = Path(DEFAULT_JOURNAL),
-) -> None:
+def runs(journal_path: JournalOpt = Path(DEFAULT_JOURNAL)) -> None:
     """Every run (thread) with its task, status, best validation score, model use and cost."""
     journal = open_journal(str(journal_path))
     table = Table("run", "task", "status", "best validation score", "model calls", "tokens", "cost $", "started")
-    for row in journal.runs():
-        if not row.get("context"):
-            continue  # a pipeline run inside a thread: `mlestar status ID` shows those
+    for row in MleStar(journal=journal_path).runs():
         usage = journal.usage(row["run_id"])
         table.add_row(row["run_id"], row.get("task") or "", row.get("status") or "", fmt(row.get("best_score")),
                       str(usage["model_calls"]), str(usage["tokens_in"] + usage["tokens_out"]),
@@ -353,8 +303,8 @@ def runs(
 @app.command()
 def status(
     run_id: Annotated[Optional[str], typer.Argument(help="One run to show in detail.")] = None,
-    checkpoints: CheckpointsOpt = Path(DEFAULT_CHECKPOINTS),
-    journal_path: Annotated[Path, typer.Option("--journal", help="SQLite journal database.")] = Path(DEFAULT_JOURNAL),
+    checkpoints: CheckpointsOpt = None,
+    journal_path: JournalOpt = Path(DEFAULT_JOURNAL),
 ) -> None:
     """List runs, or show one run: state, best score, model and script usage."""
     journal = open_journal(str(journal_path))
@@ -377,10 +327,12 @@ def status(
         console.print(" ".join(f"{k}={v}" for k, v in usage.items()))
         for usage_table in usage_tables(journal.usage_breakdown(run_id)):
             console.print(usage_table)
-        if rows[0]["status"] in ("running", "paused") and Path(checkpoints).exists():
-            snapshot = thread_state(run_id, checkpoints)
-            if snapshot.next:
-                console.print(f"Next: {', '.join(snapshot.next)}. If no process is running it, "
+        if rows[0]["status"] in ("running", "paused", "review") and checkpoints_path(checkpoints).exists():
+            result = MleStar(checkpoints, journal_path).status(run_id)
+            if result.review:
+                show_review(result)
+            elif result.next:
+                console.print(f"Next: {', '.join(result.next)}. If no process is running it, "
                               f"`mlestar resume {run_id}` finishes it.")
 
 
@@ -420,6 +372,33 @@ def grade(
     else:
         console.print(f"Valid submission. {result.metric} = {result.score:.6g} "
                       f"({'lower' if result.lower_is_better else 'higher'} is better)")
+
+
+@app.command("import")
+def import_task(
+    source: Annotated[str, typer.Argument(help="mlebench:PATH (a prepared MLE-bench competition folder) or "
+                                               "kaggle:COMPETITION (needs `pip install kaggle` and credentials).")],
+    dest: Annotated[Path, typer.Argument(help="The task folder to create (must not exist, or be empty).")],
+    metric: Annotated[Optional[str], typer.Option(help="Metric to use when the source's has no equivalent here "
+                                                       "(e.g. rmse, auc, logloss).")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="MLE-bench config.yaml of the competition "
+                                                        "(default: PATH/config.yaml).")] = None,
+) -> None:
+    """Make a task folder from an MLE-bench prepared competition or a Kaggle competition."""
+    from runtime.task_import import import_source
+
+    try:
+        task = load_task(import_source(source, dest, metric=metric, config=config))
+    except TaskError as exc:
+        fail(str(exc))
+    console.print(f"Task folder {escape(task.root)}: {task.kind}, target {escape(task.target)}, metric "
+                  f"{task.metric} ({'lower' if task.lower_is_better else 'higher'} is better).")
+    if task.answers_path:
+        console.print("Hidden answers in private/answers.csv: `mlestar grade` and `mlestar bench` can score it.")
+    else:
+        console.print("No hidden answers (Kaggle keeps the test labels): the task runs but cannot be graded here. "
+                      f"Paste the competition's overview into {escape(task.path('description.md'))} for better "
+                      "results.")
 
 
 @app.command()

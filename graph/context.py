@@ -19,12 +19,15 @@ from runtime.models import HF_QUANTIZATIONS, ROLES, STRUCTURED_OUTPUT_MODES, che
 from runtime.rate_limit import parse_rate_limits
 from runtime.budget import UNBUDGETED_ROLES, parse_prices, unpriced_models
 from runtime.sandbox import ISOLATION_CHOICES
+from runtime.web_search import check_search_spec, parse_search_spec
 
 CHECK_MODES = ("off", "static", "model")
+REVIEW_CHOICES = ("off", "submission", "enhancer", "all")
 
 
 def _f(default: Any, description: str, low: float | None = None, high: float | None = None):
-    return field(default=default, metadata={"description": description, "min": low, "max": high})
+    """A setting with its description and bounds; pydantic (hence the server's form) reads them as ge/le."""
+    return field(default=default, metadata={"description": description, "ge": low, "le": high})
 
 
 @dataclass(kw_only=True)
@@ -72,6 +75,8 @@ class Context:
                                 "or 'off' (free text); the text parser checks the answer either way.")
     hf_quantization: str = _f("4bit", "How 'hf:' models are loaded on a CUDA GPU: '4bit' (NF4, bitsandbytes), "
                               "'8bit' or 'none'. Without a GPU they run in full precision on the CPU.")
+    model_timeout_s: int = _f(600, "Seconds one answer of an OpenAI-compatible model (local or hosted) may take "
+                              "before the request counts as failed; raise it for a slow CPU.", 10, 86400)
     temperature: float = _f(0.2, "Sampling temperature of every model call.", 0.0, 2.0)
     max_tokens: int = _f(2048, "Upper bound on tokens in one model answer.", 64, 32768)
     max_model_calls: int = _f(0, "Budget of one pipeline run: new model calls (0 = no limit). Once reached, the "
@@ -88,6 +93,13 @@ class Context:
     full_data_submission: bool = _f(True, "Train the final model on all training rows before predicting test.")
     catalog_fallback: bool = _f(True, "When no generated script works, fall back to the catalog's tested example "
                                 "code so that the run still ends with a valid submission.")
+    web_search: str = _f("", "Web search for more model approaches, on top of the catalog: '' (off), 'tavily' "
+                         "(pip install langchain-tavily; TAVILY_API_KEY), 'duckduckgo' (pip install "
+                         "langchain-community ddgs) or 'module:attr' naming a LangChain tool (or a function "
+                         "returning one). A failed search is logged and the run goes on with the catalog.")
+    web_search_results: int = _f(5, "Web search results shown to the planner (when web_search is set).", 1, 10)
+    web_search_approaches: int = _f(2, "Approaches the planner may propose from the web results (each with "
+                                    "example code), ranked with the catalog's.", 1, 5)
     num_runs: int = _f(1, "N: pipeline runs of the meta-learning loop (graph mle_star); each run after the "
                        "first is steered by the Enhancer.", 1, 20)
     computational_budget_s: int = _f(0, "Wall-clock budget of the whole meta loop in seconds: no new run starts "
@@ -98,6 +110,9 @@ class Context:
                                      "applied either way).")
     warm_start: bool = _f(True, "Lane 0 of run k+1 also evaluates the champion run's best solution as a "
                           "candidate, so refinement can continue from it.")
+    human_review: str = _f("off", "Pause for a person's decision (approve, edit or reject): 'submission' (before "
+                           "the submission file is written), 'enhancer' (before the Enhancer's settings and goals "
+                           "for the next run apply), 'all', or 'off'. Answer with `mlestar review ID` or the API.")
     workspace_root: str = _f("workspace", "Folder for run artifacts: <workspace_root>/<task>/<run_id>/.")
     journal_path: str = _f("checkpoints/journal.db", "SQLite journal of model calls, script runs and runs.")
 
@@ -110,7 +125,7 @@ class ConfigError(ValueError):
 
 
 def field_bounds() -> dict[str, tuple[float | None, float | None]]:
-    return {f.name: (f.metadata.get("min"), f.metadata.get("max")) for f in fields(Context)}
+    return {f.name: (f.metadata.get("ge"), f.metadata.get("le")) for f in fields(Context)}
 
 
 def coerce_value(name: str, raw: Any) -> Any:
@@ -170,6 +185,13 @@ def validate_context(ctx: Context) -> Context:
         parse_rate_limits(ctx.rate_limits)
     except ValueError as exc:
         raise ConfigError(f"Setting rate_limits: {exc}.") from None
+    try:
+        parse_search_spec(ctx.web_search)
+    except ValueError as exc:
+        raise ConfigError(f"Setting web_search: {exc}.") from None
+    if ctx.human_review not in REVIEW_CHOICES:
+        raise ConfigError(f"Setting human_review={ctx.human_review!r} is unknown; use one of "
+                          f"{', '.join(REVIEW_CHOICES)}.")
     for name in ("leakage_check", "usage_check"):
         if getattr(ctx, name) not in CHECK_MODES:
             raise ConfigError(f"Setting {name}={getattr(ctx, name)!r} is unknown; use one of {', '.join(CHECK_MODES)}.")
@@ -250,6 +272,10 @@ def preflight(ctx: Context) -> Context:
             check_model_spec(ctx.role_model(role))
         except ValueError as exc:
             raise ConfigError(f"Setting {role}_model: {exc}") from None
+    try:
+        check_search_spec(ctx.web_search)
+    except ValueError as exc:
+        raise ConfigError(f"Setting web_search: {exc}.") from None
     check_writable("workspace_root", ctx.workspace_root)
     check_writable("journal_path", ctx.journal_path, is_file=True)
     return ctx

@@ -31,8 +31,8 @@ def configuration_markdown() -> str:
     for f in fields(Context):
         default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
         shown = f"`{default!r}`" if default != "" else "`''`"
-        lines.append(f"| `{f.name}` | {type(default).__name__} | {_cell(shown)} | {_cell(f.metadata.get('min'))} | "
-                     f"{_cell(f.metadata.get('max'))} | {_cell(f.metadata.get('description'))} |")
+        lines.append(f"| `{f.name}` | {type(default).__name__} | {_cell(shown)} | {_cell(f.metadata.get('ge'))} | "
+                     f"{_cell(f.metadata.get('le'))} | {_cell(f.metadata.get('description'))} |")
     return "\n".join(lines) + "\n"
 
 

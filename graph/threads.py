@@ -76,7 +76,8 @@ def fork_thread(graph, saver: BaseCheckpointSaver, source_id: str, step: int, ne
     """Copy the checkpoint at ``step`` of ``source_id`` into the new thread ``new_id``, ready to go on.
 
     The new thread continues with `graph.invoke(None, thread_config(new_id))`. Its time budget counts the
-    inherited runs' durations, not the wall-clock time since the source thread started.
+    inherited runs' durations, not the wall-clock time since the source thread started. `state_changes`
+    must name the new run (`meta_id`), so that its runs get their own ids, journal rows and folders.
     """
     point = fork_point(outer_history(graph, source_id), step)
     if saver.get_tuple(thread_config(new_id)) is not None:
@@ -85,7 +86,6 @@ def fork_thread(graph, saver: BaseCheckpointSaver, source_id: str, step: int, ne
     metadata = {**source.metadata, "source": "fork", "forked_from": f"{source_id}@{step}"}
     saved = saver.put(thread_config(new_id), source.checkpoint, metadata, source.checkpoint["channel_versions"])
     history = graph.get_state(saved).values.get("history") or []
-    changes = {"meta_id": new_id, "started_at": time.time() - sum(run["duration_s"] for run in history),
-               **(state_changes or {})}
+    changes = {"started_at": time.time() - sum(run["duration_s"] for run in history), **(state_changes or {})}
     graph.update_state(saved, changes, as_node="enhance")  # enhance -> plan_run: the next run comes next
     return point

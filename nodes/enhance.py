@@ -15,6 +15,7 @@ from langgraph.runtime import Runtime
 from graph.context import ENHANCER_KNOBS, Context, ConfigError, coerce_value
 from nodes.common import emit, fmt_score
 from nodes.llm import ask
+from nodes.review import ask_person, wants_review
 from prompts.enhance import ENHANCE, ENHANCEMENT_SCHEMA
 from runtime.parsing import AnswerError, extract_json
 
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 PHASES = ("refinement", "ensemble", "submission")
 SAFE_DEFAULT = {"strategic_summary": "", "config_overrides": {}, "strategic_goals": []}
 TEXT_LIMIT = 600
+EDIT_ENHANCEMENT = ('any of {"config_overrides": {...}, "strategic_goals": [...], "strategic_summary": "..."}: '
+                    'replaces that part of the proposal (checked like the Enhancer\'s own answer)')
 
 
 def validate_overrides(raw, problems: list[str]) -> dict:
@@ -82,6 +85,25 @@ def validate_enhancement(data) -> tuple[dict, list[str]]:
     return clean, problems
 
 
+def edit_problem(proposal: dict, edit: dict) -> str | None:
+    """An edit the Enhancer's own validation would change (unknown setting, out of bounds...) is refused."""
+    _, problems = validate_enhancement({**proposal, **edit})
+    return "; ".join(problems) or None
+
+
+def reviewed(enhancement: dict) -> dict:
+    """The person's decision on the Enhancer's proposal: kept, replaced field by field, or dropped."""
+    proposal = {k: enhancement[k] for k in SAFE_DEFAULT}
+    decision = ask_person("enhancer", proposal, EDIT_ENHANCEMENT, lambda edit: edit_problem(proposal, edit))
+    if decision["action"] == "reject":
+        return {**enhancement, **SAFE_DEFAULT, "strategic_summary": "Rejected by the reviewer: no changes.",
+                "reviewed": "rejected"}
+    if decision["action"] == "edit":
+        clean, _ = validate_enhancement({**proposal, **decision["edit"]})
+        return {**enhancement, **clean, "reviewed": "edited"}
+    return {**enhancement, "reviewed": "approved"}
+
+
 def digest_run(run: dict) -> str:
     """A few lines per lane and phase: scores, plans and their effect, failures. Never raw state."""
     lines = [f"status {run.get('status')}, best validation score {fmt_score(run.get('best_score'))} "
@@ -135,6 +157,8 @@ def enhance(state: dict, runtime: Runtime[Context]) -> dict:
     for problem in problems:
         log.warning("Enhancer after run %s: %s", last["run_index"], problem)
     enhancement = {**clean, "after_run": last["run_index"], "problems": problems}
+    if wants_review(ctx, "enhancer"):
+        enhancement = reviewed(enhancement)
     emit(node="enhance", event="enhancement", overrides=clean["config_overrides"],
          goals=len(clean["strategic_goals"]), problems=len(problems))
     return {"enhancements": [*state.get("enhancements", []), enhancement]}

@@ -8,6 +8,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Literal
 
+from langgraph.config import get_config
 from langgraph.runtime import Runtime
 
 from graph.context import Context
@@ -31,13 +32,24 @@ def meta_workspace(state: dict, ctx: Context) -> Path:
     return (Path(ctx.workspace_root) / state["task"]["name"] / state["meta_id"]).resolve()
 
 
+def register_run(state: dict, task, ctx: Context) -> str:
+    """The run's name, and its journal row for a run started through the API (the CLI and the Python client
+    write it before they start): without a name the run is named after its thread, so `mlestar` finds it."""
+    meta_id = state.get("meta_id") or get_config()["configurable"]["thread_id"]
+    journal = open_journal(ctx.journal_path)
+    if not (journal.get_run(meta_id) or {}).get("context"):
+        journal.upsert_run(meta_id, task=task.name, task_dir=task.root, status="running", context=asdict(ctx))
+    return meta_id
+
+
 def plan_run(state: dict, runtime: Runtime[Context]) -> dict:
     """Configuration of the next run: the user's settings, then the last Enhancer's overrides and goals."""
     ctx = runtime.context
     update: dict = {}
     if "task" not in state:
         task = load_task(state["task_dir"])
-        update.update(task={"name": task.name, "metric": task.metric, "lower_is_better": task.lower_is_better},
+        update.update(meta_id=register_run(state, task, ctx),
+                      task={"name": task.name, "metric": task.metric, "lower_is_better": task.lower_is_better},
                       started_at=time.time(), runs_planned=ctx.num_runs, history=[], enhancements=[],
                       stop_rules={"budget_s": ctx.computational_budget_s,
                                   "patience": ctx.early_stop_patience})
@@ -58,7 +70,7 @@ def plan_run(state: dict, runtime: Runtime[Context]) -> dict:
 
 def compact_lanes(lane_results: list[dict]) -> list[dict]:
     return [{"lane": r["lane"], "score": (r.get("solution") or {}).get("score"),
-             "candidates": r.get("candidates", []), "history": r.get("history", []),
+             "candidates": r.get("candidates", []), "merges": r.get("merges", []), "history": r.get("history", []),
              "ablations": [{"step": a["step"], "summary": a["summary"][:400]} for a in r.get("ablations", [])]}
             for r in sorted(lane_results or [], key=lambda r: r["lane"])]
 

@@ -1,24 +1,25 @@
-"""Report: the meta loop's summary as Markdown with a plot of the best score per run and refinement step."""
+"""Report: what a meta loop did and why, as report.md (figures as PNG files beside it) and report.html (one
+self-contained page). Facts come from nodes.report_data, figures from nodes.report_figures, the page from
+nodes.report_html; this module gathers them, writes the Markdown and the files, and is the graph's `report` node.
+"""
 
 from __future__ import annotations
 
-import io
+import re
+from html import escape
 from pathlib import Path
 
-import matplotlib
+from langgraph.runtime import Runtime
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from langgraph.runtime import Runtime  # noqa: E402
-
-from graph.context import Context  # noqa: E402
-from nodes.common import emit, fmt_score  # noqa: E402
-from nodes.meta_loop import meta_workspace  # noqa: E402
-from runtime.files import atomic_write_bytes, atomic_write_text  # noqa: E402
-from runtime.journal import open_journal  # noqa: E402
-
-USAGE_HEADERS = ("calls", "tokens in", "tokens out", "inference s", "cost USD")
-USAGE_GROUPS = (("role", "role"), ("phase", "phase (node)"))
+from graph.context import Context
+from nodes import report_data as data
+from nodes import report_figures as figures
+from nodes.common import emit, fmt_score
+from nodes.meta_loop import meta_workspace
+from nodes.report_html import render_html
+from nodes.report_tables import fmt_cost, usage_markdown, usage_total
+from runtime.files import atomic_write_bytes, atomic_write_text
+from runtime.journal import open_journal
 
 
 def summarise(state: dict) -> dict:
@@ -35,108 +36,152 @@ def summarise(state: dict) -> dict:
             "runs": len(history), "metric": state["task"]["metric"]}
 
 
-def score_points(run: dict) -> list[float]:
-    """The lane-best score after evaluation and after each refinement step of one run."""
-    points = []
-    for lane in run.get("lanes", []):
-        for step in lane.get("history", []):
-            if not points and step.get("before") is not None:
-                points.append(step["before"])
-            if step.get("after") is not None:
-                points.append(step["after"])
-    return points
+def gather(state: dict, executions: list[dict] | None = None, usage: dict[str, list[dict]] | None = None,
+           grade: dict | None = None) -> dict:
+    """Everything a report shows. `executions` (Journal.executions) give attempt times and ablation output,
+    `usage` (Journal.usage_breakdown) the cost tables, `grade` ({metric, score}) a hidden-answer grade that
+    the caller already has: the report never grades."""
+    executions = executions or []
+    lower = state["task"]["lower_is_better"]
+    attempts = data.all_attempts(state, executions)
+    cost = fmt_cost(usage_total(usage.get("role", []))) + " USD" if usage is not None else "unknown (no journal)"
+    summary = {**summarise(state), "task": state["task"]["name"], "lower_is_better": lower,
+               "direction": "lower is better" if lower else "higher is better", "cost": cost}
+    return {"state": state, "summary": summary, "attempts": attempts, "counts": data.attempt_counts(attempts),
+            "spans": data.run_spans(state, executions), "ablations": data.ablation_effects(state, executions),
+            "steps": data.refinement_steps(state), "ensembles": data.ensemble_results(state),
+            "solution": data.final_solution(state), "usage": usage, "grade": grade}
 
 
-def plot(state: dict, path: Path) -> None:
-    history = state["history"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
-    runs = [h["run_index"] for h in history if h["best_score"] is not None]
-    left.plot(runs, [h["best_score"] for h in history if h["best_score"] is not None], "o-")
-    left.set(title="Best validation score per run", xlabel="run", ylabel=state["task"]["metric"])
-    left.set_xticks([h["run_index"] for h in history])
-    for run in history:
-        points = score_points(run)
-        if points:
-            right.plot(range(len(points)), points, "o-", label=f"run {run['run_index']}")
-    right.set(title="Score per refinement step (lane 0)", xlabel="step (0 = before refinement)",
-              ylabel=state["task"]["metric"])
-    if right.lines:
-        right.legend()
-    fig.tight_layout()
-    image = io.BytesIO()
-    fig.savefig(image, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, image.getvalue())
+def draw(report: dict) -> dict[str, bytes | None]:
+    """The report's figures by file name (None: nothing to draw)."""
+    s = report["summary"]
+    return {"scores.png": figures.runs_figure(report["state"]["history"], s["metric"], s["best_run"]),
+            "attempts.png": figures.attempts_figure(report["attempts"], report["spans"], s["metric"]),
+            "ablations.png": figures.ablation_figure(report["ablations"], s["metric"], s["lower_is_better"]),
+            "ensemble.png": figures.ensemble_figure(report["ensembles"], s["metric"])}
 
 
-def fmt_cost(row: dict) -> str:
-    """USD of the priced calls; '?' marks calls to a model without a known price."""
-    if row["calls"] and row["unpriced"] == row["calls"]:
-        return "?"
-    return f"{row['cost_usd']:.4f}" + (" + ?" if row["unpriced"] else "")
+def md(text) -> str:
+    """Model text for Markdown: inert as HTML, on one line, safe inside a table cell."""
+    return escape("" if text is None else str(text), quote=False).replace("|", "\\|").replace("\n", " ").strip()
 
 
-def usage_total(rows: list[dict]) -> dict:
-    keys = ("calls", "tokens_in", "tokens_out", "inference_s", "cost_usd", "unpriced", "reused")
-    return {"name": "total", **{k: sum(r[k] for r in rows) for k in keys}}
+def settings(overrides: dict | None) -> str:
+    return ", ".join(f"{k}={v}" for k, v in (overrides or {}).items()) or "-"
 
 
-def usage_cells(row: dict) -> list[str]:
-    """One usage row as table cells, in the order of USAGE_HEADERS."""
-    return [str(row["calls"]), f"{row['tokens_in']:,}", f"{row['tokens_out']:,}", f"{row['inference_s']:.1f}",
-            fmt_cost(row)]
+def md_image(report: dict, name: str, alt: str) -> list[str]:
+    return [f"![{alt}]({name})", ""] if report["images"].get(name) else [f"_{alt}: nothing to draw._", ""]
 
 
-def usage_markdown(breakdown: dict[str, list[dict]]) -> list[str]:
-    """The cost tables of the report: model calls per role and per phase, with a total row each."""
-    lines = ["## Model usage and cost", ""]
-    for group, title in USAGE_GROUPS:
-        rows = breakdown.get(group, [])
-        lines += [f"| {title} | {' | '.join(USAGE_HEADERS)} |", "|---" + "|---:" * len(USAGE_HEADERS) + "|"]
-        for row in [*rows, usage_total(rows)]:
-            lines.append(f"| {row['name']} | {' | '.join(usage_cells(row))} |")
-        lines.append("")
-    return lines
+def code_fence(code: str) -> str:
+    """A fence longer than any run of backticks inside the code, so the code cannot close it."""
+    return "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", code)), default=0))
 
 
-def markdown(state: dict, summary: dict, plot_name: str, usage: dict[str, list[dict]] | None = None) -> str:
+def markdown(report: dict) -> str:
+    state, s, counts, grade = report["state"], report["summary"], report["counts"], report["grade"]
     lines = [f"# Meta-learning report: {state['meta_id']}", "",
-             f"Task **{state['task']['name']}**, metric {summary['metric']} "
-             f"({'lower' if state['task']['lower_is_better'] else 'higher'} is better), {summary['runs']} runs.", "",
-             f"- Best validation score: **{fmt_score(summary['best_score'])}** (run {summary['best_run']})",
-             f"- Baseline run 0: {fmt_score(summary['baseline_score'])}",
-             "- Improvement over the baseline: " + ("n/a" if summary["improvement_pct"] is None
-                                                     else f"{summary['improvement_pct']:+.2f} %"),
-             f"- Best submission: `{summary['best_submission']}`", "", f"![scores]({plot_name})", "",
+             f"Task **{md(s['task'])}**, metric {md(s['metric'])} ({s['direction']}), {s['runs']} runs.", "",
+             "## Summary", "",
+             f"- Best validation score: **{fmt_score(s['best_score'])}** (run {s['best_run']})",
+             f"- Baseline run 0: {fmt_score(s['baseline_score'])}",
+             "- Improvement over the baseline: " + ("n/a" if s["improvement_pct"] is None
+                                                     else f"{s['improvement_pct']:+.2f} %"),
+             "- Graded score: " + (f"{fmt_score(grade['score'])} (hidden answers)" if grade else "not recorded"),
+             f"- Best submission: `{s['best_submission']}`",
+             f"- Attempts: {counts['attempts']} ({counts['kept']} kept, {counts['discarded']} discarded, "
+             f"{counts['failed']} failed)",
+             f"- Model cost: {s['cost']}", "",
+             "## Score per run", "", *md_image(report, "scores.png", "Best validation score per run"),
              "| run | status | stopped | score | duration | settings changed | goals |",
              "|---|---|---|---|---|---|---|"]
     for h in state["history"]:
         goals = "; ".join(f"{g['target_agent_phase']}: {g['focus']}" for g in h.get("goals", []))
-        lines.append(f"| {h['run_index']} | {h['status']} | {h.get('stop_reason') or '-'} | "
+        lines.append(f"| {h['run_index']} | {h['status']} | {md(h.get('stop_reason') or '-')} | "
                      f"{fmt_score(h['best_score'])} | {h['duration_s']:.0f} s | "
-                     f"{h['overrides'] or '-'} | {goals or '-'} |")
-    if usage is not None:
-        lines += ["", *usage_markdown(usage)]
+                     f"{md(settings(h.get('overrides')))} | {md(goals or '-')} |")
+    lines += ["", "## Every attempt over time", "",
+              "Filled circles were kept (became the lane's solution, or the submission came from the ensemble "
+              "round), crosses discarded; failed attempts have no score.", "",
+              *md_image(report, "attempts.png", "Score of every attempt over time"),
+              "## Ablation effects per refinement step", "",
+              *md_image(report, "ablations.png", "Ablation effects per refinement step")]
+    for study in report["ablations"]:
+        effects = "; ".join(f"{md(v['name'])} {v['effect']:+.4g}" for v in study["variants"])
+        lines.append(f"- run {study['run']}, lane {study['lane']}, step {study['step']} (original "
+                     f"{fmt_score(study['original'])}): {effects}")
+    lines += ["", "## Ensemble rounds", "", *md_image(report, "ensemble.png", "Ensemble rounds")]
+    for result in report["ensembles"]:
+        for r in result["rounds"]:
+            lines.append(f"- run {result['run']}, round {r['round']}: {md(r.get('plan'))} -> "
+                         f"{fmt_score(r.get('score'))} (best lane {fmt_score(result['lanes_best'])})"
+                         + (", submitted" if r["kept"] else ""))
+    lines += ["", "## Plans tried and their effect", "",
+              "| run | lane | step | plan | score | change | outcome |", "|---:|---:|---:|---|---:|---:|---|"]
+    for a in report["attempts"]:
+        if a["kind"] in ("refine", "ensemble"):
+            delta = "" if a["score"] is None or a["base"] is None else f"{a['score'] - a['base']:+.4g}"
+            word = "failed" if a["score"] is None else "kept" if a["kept"] else "discarded"
+            step = a["label"].split()[1] if a["kind"] == "refine" else "ensemble"
+            lines.append(f"| {a['run']} | {'-' if a['lane'] < 0 else a['lane']} | {step} | {md(a['plan'])} | "
+                         f"{fmt_score(a['score'])} | {delta} | {word} |")
     lines += ["", "## The Enhancer's reasoning", ""]
     for e in state.get("enhancements", []):
-        lines.append(f"**After run {e['after_run']}:** {e['strategic_summary'] or '(no usable answer)'}")
+        lines.append(f"**After run {e['after_run']}:** {md(e['strategic_summary']) or '(no usable answer)'}")
+        lines.append(f"- settings changed: {md(settings(e.get('config_overrides')))}")
+        for g in e.get("strategic_goals", []):
+            lines.append(f"- goal {g['priority']} ({md(g['target_agent_phase'])}): {md(g['focus'])} "
+                         f"({md(g.get('rationale'))})")
         for problem in e.get("problems", []):
-            lines.append(f"- rejected: {problem}")
+            lines.append(f"- rejected: {md(problem)}")
         lines.append("")
+    lines += ["## Final solution", ""]
+    solution = report["solution"]
+    if solution:
+        fence = code_fence(solution["code"])
+        lines += [f"The champion run's best solution ({md(solution.get('origin'))}), validation score "
+                  f"{fmt_score(solution.get('score'))}:", "", f"{fence}python", solution["code"].rstrip("\n"),
+                  fence, ""]
+    else:
+        lines += ["No run produced a scored solution.", ""]
+    if report["usage"] is not None:
+        lines += usage_markdown(report["usage"])
     return "\n".join(lines) + "\n"
 
 
-def write_report(state: dict, folder: Path, usage: dict[str, list[dict]] | None = None) -> dict:
-    """report.md and scores.png in `folder`; `usage` (Journal.usage_breakdown) adds the cost tables."""
+def write_report(state: dict, folder: Path, usage: dict[str, list[dict]] | None = None,
+                 executions: list[dict] | None = None, grade: dict | None = None) -> dict:
+    """report.md with its figures (PNG files) and report.html (self-contained) in `folder`.
+
+    `usage` (Journal.usage_breakdown) adds the cost tables, `executions` (Journal.executions) the attempt
+    times and ablation effects; without them those parts say so instead."""
     folder.mkdir(parents=True, exist_ok=True)
-    summary = summarise(state)
-    plot(state, folder / "scores.png")
-    atomic_write_text(folder / "report.md", markdown(state, summary, "scores.png", usage))
-    return {**summary, "markdown": str(folder / "report.md"), "plot": str(folder / "scores.png")}
+    report = gather(state, executions, usage, grade)
+    report["images"] = draw(report)
+    for name, image in report["images"].items():
+        if image is not None:
+            atomic_write_bytes(folder / name, image)
+    atomic_write_text(folder / "report.md", markdown(report))
+    atomic_write_text(folder / "report.html", render_html(report))
+    written = [str(folder / name) for name, image in report["images"].items() if image is not None]
+    return {**{k: report["summary"][k] for k in ("best_score", "best_run", "baseline_score", "improvement_pct",
+                                                 "best_submission", "runs", "metric")},
+            **report["counts"], "markdown": str(folder / "report.md"), "html": str(folder / "report.html"),
+            "plot": str(folder / "scores.png"), "figures": written}
+
+
+def record_outcome(journal, run_id: str, report: dict) -> None:
+    """The journal's record of a finished thread, whichever way it was started (CLI, Python, API)."""
+    journal.upsert_run(run_id, status="done" if report.get("best_submission") else "failed",
+                       best_score=report.get("best_score"), submission=report.get("best_submission"))
 
 
 def report(state: dict, runtime: Runtime[Context]) -> dict:
-    usage = open_journal(runtime.context.journal_path).usage_breakdown(state["meta_id"])
-    result = write_report(state, meta_workspace(state, runtime.context), usage)
+    journal = open_journal(runtime.context.journal_path)
+    result = write_report(state, meta_workspace(state, runtime.context), journal.usage_breakdown(state["meta_id"]),
+                          journal.executions(state["meta_id"]))
+    record_outcome(journal, state["meta_id"], result)
     emit(node="report", event="report", best=result["best_score"], run=result["best_run"], path=result["markdown"])
     return {"report": result}

@@ -11,6 +11,7 @@ from nodes.common import emit, fmt_score, task_header, task_of
 from nodes.debug import run_with_debugging
 from nodes.ensemble import final_candidates
 from nodes.llm import ask, run_budget_problem
+from nodes.review import ask_person, wants_review
 from prompts.submit import SUBMISSION_PROBLEMS, SUBMISSION_RULES, SUBMISSION_SCRIPT
 from runtime.catalog import applicable, render_example
 from runtime.files import atomic_copy
@@ -19,6 +20,8 @@ from runtime.parsing import AnswerError, extract_code
 from runtime.task import Task, validate_submission
 
 MAX_SOURCES = 3
+PREVIEW_LINES = 6
+EDIT_SUBMISSION = '{"submission_path": "/path/to/submission.csv"}: use that file instead (it is validated first)'
 FLAG_OFF, FLAG_ON = "SUBMIT = False", "SUBMIT = True"
 PREDICTION_NOTES = {
     "label": "one predicted label per row, same type as in the training data",
@@ -92,9 +95,25 @@ def catalog_submission(ctx: Context, state: dict) -> dict | None:
     return None
 
 
-def publish(attempt_path: str, workspace: str) -> str:
-    """Copy the attempt's submission.csv to the workspace atomically (a reader never sees half a file)."""
-    return str(atomic_copy(Path(attempt_path) / "submission.csv", Path(workspace) / "submission.csv"))
+def publish(csv_path: str | Path, workspace: str) -> str:
+    """Copy a submission CSV to the workspace atomically (a reader never sees half a file)."""
+    return str(atomic_copy(Path(csv_path), Path(workspace) / "submission.csv"))
+
+
+def submission_proposal(final: dict, used: dict) -> dict:
+    csv = Path(final["path"]) / "submission.csv"
+    with open(csv, encoding="utf-8", errors="replace") as f:
+        head = [next(f, "").rstrip("\n") for _ in range(PREVIEW_LINES)]
+    return {"submission_csv": str(csv), "script": final["path"], "source": used.get("origin"),
+            "validation_score": used["score"], "preview": [line for line in head if line]}
+
+
+def edited_submission_problem(task: Task, edit: dict) -> str | None:
+    path = edit.get("submission_path")
+    if not isinstance(path, str) or not Path(path).is_file():
+        return f"edit needs 'submission_path': an existing CSV file, not {path!r}"
+    problems = validate_submission(task, path)
+    return f"{path} is not a valid submission: {'; '.join(problems)}" if problems else None
 
 
 def submit(state: dict, runtime: Runtime[Context]) -> dict:
@@ -120,13 +139,24 @@ def submit(state: dict, runtime: Runtime[Context]) -> dict:
         journal.upsert_run(state["run_id"], status="failed", stop_reason=reason)
         emit(node="submit", event="failed", reason=reason)
         return {"status": "failed", "stop_reason": reason, "submission": {}}
-    path = publish(final["path"], state["workspace"])
+    stop_reason, source = budget or "finished", used.get("origin")
+    if wants_review(ctx, "submission"):
+        decision = ask_person("submission", submission_proposal(final, used), EDIT_SUBMISSION,
+                              lambda edit: edited_submission_problem(task_of(state), edit))
+        if decision["action"] == "reject":
+            reason = "the reviewer rejected the submission"
+            journal.upsert_run(state["run_id"], status="failed", stop_reason=reason)
+            emit(node="submit", event="rejected", reason=reason)
+            return {"status": "failed", "stop_reason": reason, "submission": {}}
+        if decision["action"] == "edit":
+            final = {**final, "csv": decision["edit"]["submission_path"]}
+            source = f"reviewer (instead of {source})"
+            stop_reason = f"{stop_reason}; submission replaced by the reviewer"
+    path = publish(final.get("csv") or Path(final["path"]) / "submission.csv", state["workspace"])
     best = {**used, "submission_score": final["score"]}
-    stop_reason = budget or "finished"
     journal.upsert_run(state["run_id"], status="done", best_score=used["score"], submission=path,
                        stop_reason=stop_reason)
-    emit(node="submit", event="submitted", path=path, source=used.get("origin"), score=used["score"],
-         stop_reason=stop_reason)
+    emit(node="submit", event="submitted", path=path, source=source, score=used["score"], stop_reason=stop_reason)
     return {"status": "done", "stop_reason": stop_reason, "best": best,
-            "submission": {"path": path, "source": used.get("origin"), "script": final["path"],
+            "submission": {"path": path, "source": source, "script": final["path"],
                            "validation_score": used["score"]}}

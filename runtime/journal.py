@@ -190,6 +190,17 @@ class Journal:
                 "created_at": time.time(), "reused": 0,
             })
 
+    def executions(self, run_id: str) -> list[dict]:
+        """Script executions of a run and its pipeline runs, oldest first, for reports: no code, no stderr,
+        only the stdout tail (an ablation study's findings are printed there)."""
+        columns = ("run_id", "lane", "exec_key", "status", "score", "duration_s", "created_at", "stdout_tail")
+        with self._lock:
+            rows = self.db.execute(
+                f"select run_id, lane, exec_key, status, score, duration_s, created_at, "
+                f"json_extract(result, '$.stdout_tail') from {EXECUTIONS} where {WHERE_RUN} order by id",
+                [run_id, run_id]).fetchall()
+        return [dict(zip(columns, row)) for row in rows]
+
     # -- runs ----------------------------------------------------------------------------------
 
     def upsert_run(self, run_id: str, **fields: Any) -> None:

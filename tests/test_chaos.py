@@ -19,6 +19,7 @@ import pytest
 
 from bench.chaos import (SETTINGS, Paths, chaos_benchmark, execution_rows, kill_group, launch, outcome, resume_command,
                          run_command, status_command, stray_processes, summary_line, tail, wait_finished)
+from graph.checkpoint import thread_id_for
 from runtime.files import atomic_copy, atomic_write_text
 from runtime.orphans import orphaned_scripts, reap_orphans
 from runtime.sandbox import RUN_TAG_VAR
@@ -115,7 +116,7 @@ def test_two_runs_on_one_checkpoint_database_and_journal_at_once(tmp_path):
             assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
     with sqlite3.connect(paths.checkpoints) as conn:
         threads = {row[0] for row in conn.execute("select distinct thread_id from checkpoints")}
-    assert threads == set(runs)
+    assert threads == {thread_id_for(run_id) for run_id in runs}
     assert stray_processes(tmp_path) == []
 
 
@@ -176,12 +177,13 @@ def test_atomic_write_replaces_the_file_whole_or_not_at_all(tmp_path):
 def test_workspace_writers_use_the_atomic_helper():
     """The files a user or a resumed run reads are written through runtime.files (temp file, then rename)."""
     for module, needle in (("nodes/report.py", "atomic_write_text(folder / \"report.md\""),
-                           ("nodes/report.py", "atomic_write_bytes(path, image.getvalue())"),
+                           ("nodes/report.py", "atomic_write_bytes(folder / name, image)"),
+                           ("nodes/report.py", "atomic_write_text(folder / \"report.html\""),
                            ("nodes/meta_loop.py", "atomic_write_text(path, json.dumps"),
-                           ("nodes/submit.py", "atomic_copy(Path(attempt_path) / \"submission.csv\""),
+                           ("nodes/submit.py", "atomic_copy(Path(csv_path), Path(workspace) / \"submission.csv\")"),
                            ("runtime/local_model.py", "atomic_write_text(_marker_path(target)")):
         assert needle in (ROOT / module).read_text(), (module, needle)
-    for module in ("nodes/report.py", "nodes/meta_loop.py", "nodes/submit.py"):
+    for module in ("nodes/report.py", "nodes/report_figures.py", "nodes/meta_loop.py", "nodes/submit.py"):
         text = (ROOT / module).read_text()
         assert ".write_text(" not in text and ".savefig(path" not in text and "shutil.copyfile" not in text
 

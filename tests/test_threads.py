@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from graph.checkpoint import open_checkpointer
+from graph.checkpoint import open_checkpointer, thread_id_for
 from graph.cli import app
 from graph.meta import build_meta_graph
-from graph.threads import ForkError, fork_thread, outer_history
+from graph.threads import ForkError, fork_thread, outer_history, thread_config
 from runtime.journal import open_journal
 from tests.conftest import EXAMPLES, SCRIPTED
 
@@ -29,7 +29,7 @@ def test_fork_between_runs_with_a_changed_setting_redoes_nothing_before_the_fork
     assert first.exit_code == 0, first.output
 
     graph = build_meta_graph(open_checkpointer(db))
-    points = [c for c in outer_history(graph, "orig") if c.can_fork]
+    points = [c for c in outer_history(graph, thread_id_for("orig")) if c.can_fork]
     assert [c.runs_done for c in points] == [1]  # between run 0 and run 1 (after the Enhancer)
     step = points[0].step
     listed = cli("history", "orig", *where)
@@ -39,8 +39,8 @@ def test_fork_between_runs_with_a_changed_setting_redoes_nothing_before_the_fork
     assert forked.exit_code == 0, forked.output
 
     journal = open_journal(journal_path)
-    original = build_meta_graph(open_checkpointer(db)).get_state({"configurable": {"thread_id": "orig"}}).values
-    fork = build_meta_graph(open_checkpointer(db)).get_state({"configurable": {"thread_id": "orig-fork-%d" % step}}).values
+    original = graph.get_state(thread_config(thread_id_for("orig"))).values
+    fork = graph.get_state(thread_config(thread_id_for(f"orig-fork-{step}"))).values
     assert [h["run_id"] for h in fork["history"]] == ["orig-run0", f"orig-fork-{step}-run1"]
     assert fork["history"][0] == original["history"][0]  # inherited, not redone
     assert original["history"][1]["config"]["refine_steps"] == 0
@@ -54,8 +54,8 @@ def test_fork_between_runs_with_a_changed_setting_redoes_nothing_before_the_fork
     assert listing.exit_code == 0 and "orig-fork" in listing.output and "orig-run0" not in listing.output
 
     with pytest.raises(ForkError, match="not between two pipeline runs"):
-        fork_thread(graph, graph.checkpointer, "orig", points[0].step + 1, "other")
+        fork_thread(graph, graph.checkpointer, thread_id_for("orig"), points[0].step + 1, thread_id_for("other"))
     with pytest.raises(ForkError, match="already exists"):
-        fork_thread(graph, graph.checkpointer, "orig", step, f"orig-fork-{step}")
+        fork_thread(graph, graph.checkpointer, thread_id_for("orig"), step, thread_id_for(f"orig-fork-{step}"))
     again = cli("fork", "orig", "--at", "999", "--run-id", "x2", "--journal", journal_path, *where)
     assert again.exit_code == 2 and "no checkpoint at step 999" in again.output
