@@ -34,10 +34,10 @@ def run_budget_problem(ctx: Context, run_id: str) -> str | None:
 
 
 @lru_cache(maxsize=32)
-def chat_model(spec: str, temperature: float, max_tokens: int, retries: int,
+def chat_model(spec: str, temperature: float, max_tokens: int, timeout_s: float, retries: int,
                hf_quantization: str) -> BaseChatModel:
-    return make_chat_model(spec, temperature=temperature, max_tokens=max_tokens, retries=retries,
-                           hf_quantization=hf_quantization)
+    return make_chat_model(spec, temperature=temperature, max_tokens=max_tokens, timeout_s=timeout_s,
+                           retries=retries, hf_quantization=hf_quantization)
 
 
 def time_left(ctx: Context, run_id: str) -> float | None:
@@ -48,11 +48,13 @@ def time_left(ctx: Context, run_id: str) -> float | None:
     return None if started is None else ctx.run_time_budget_s - (time.time() - started)
 
 
-def _call(model: Runnable, spec: str, messages: list[BaseMessage], seconds_left: Callable[[], float | None]):
-    """One request; an OpenAI-compatible one (local or hosted) is cut off when the run's time budget ends,
-    so a budget of minutes is not overrun by a long answer (the run then submits what it has)."""
+def _call(model: Runnable, spec: str, messages: list[BaseMessage], seconds_left: Callable[[], float | None],
+          timeout_s: float):
+    """One request; an OpenAI-compatible one (local or hosted) is cut off when the run's time budget ends
+    before its own timeout, so a budget of minutes is not overrun by a long answer (the run then submits what
+    it has). A timeout of the request itself stays a model failure (it pauses the run)."""
     left = seconds_left()
-    if left is None or parse_model_spec(spec)[0] not in TIMEOUT_PROVIDERS:
+    if left is None or left >= timeout_s or parse_model_spec(spec)[0] not in TIMEOUT_PROVIDERS:
         return model.invoke(messages)
     if left <= 1:
         raise BudgetExhausted("budget: the run's wall-clock budget (run_time_budget_s) is spent")
@@ -66,16 +68,17 @@ def _call(model: Runnable, spec: str, messages: list[BaseMessage], seconds_left:
 
 
 def _invoke(model: Runnable, spec: str, messages: list[BaseMessage],
-            seconds_left: Callable[[], float | None] = lambda: None) -> tuple[BaseMessage, float]:
+            seconds_left: Callable[[], float | None] = lambda: None,
+            timeout_s: float = float("inf")) -> tuple[BaseMessage, float]:
     """The model's reply and its latency. A hosted model that stays unavailable after its retries raises
     ModelUnavailable, which pauses the run (resumable) instead of failing it."""
     try:
         if is_local_compute(spec):
             with exclusive_compute():  # the latency counts inference only, not the wait for the CPU
                 started = time.monotonic()
-                return _call(model, spec, messages, seconds_left), time.monotonic() - started
+                return _call(model, spec, messages, seconds_left, timeout_s), time.monotonic() - started
         started = time.monotonic()
-        return _call(model, spec, messages, seconds_left), time.monotonic() - started
+        return _call(model, spec, messages, seconds_left, timeout_s), time.monotonic() - started
     except BudgetExhausted:
         raise
     except Exception as exc:
@@ -100,12 +103,13 @@ def _answer(ctx: Context, *, run_id: str, node: str, role: str, call_key: str,
     if problem:
         raise BudgetExhausted(f"{role} not asked for {call_key}: {problem}")
     spec = ctx.role_model(role)
-    model: Runnable = chat_model(spec, ctx.temperature, ctx.max_tokens, ctx.model_retries, ctx.hf_quantization)
+    model: Runnable = chat_model(spec, ctx.temperature, ctx.max_tokens, ctx.model_timeout_s, ctx.model_retries,
+                                 ctx.hf_quantization)
     if schema is not None:
         model = json_mode(model, spec, schema, ctx.structured_output)
     with request_slot(spec, request_limits(ctx.rate_limits), journal.request_count):
         deadline = (lambda: None) if role in UNBUDGETED_ROLES else (lambda: time_left(ctx, run_id))
-        reply, latency = _invoke(model, spec, messages, deadline)
+        reply, latency = _invoke(model, spec, messages, deadline, ctx.model_timeout_s)
         text = reply.content if isinstance(reply.content, str) else str(reply.content)
         usage = getattr(reply, "usage_metadata", None) or {}
         tokens_in, tokens_out = usage.get("input_tokens", 0), usage.get("output_tokens", 0)

@@ -399,6 +399,10 @@ def provider_failure(spec: str, exc: Exception) -> ModelUnavailable | None:
     if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
         return ModelUnavailable(f"{spec} refused the API key (HTTP {exc.status_code}: {detail}); set a valid "
                                 f"OPENAI_API_KEY, then resume")
+    if isinstance(exc, openai.APITimeoutError):
+        return ModelUnavailable(f"{spec} gave no answer within model_timeout_s after all retries ({detail}); if "
+                                f"the model is merely slow (a busy CPU), resume with a larger model_timeout_s, "
+                                f"else check the server")
     if isinstance(exc, (openai.APIConnectionError, openai.InternalServerError)):
         return ModelUnavailable(f"{spec} is unreachable or failing after all retries ({type(exc).__name__}: "
                                 f"{detail}); check the server or OPENAI_BASE_URL, then resume")

@@ -174,3 +174,19 @@ def test_a_long_answer_is_cut_off_when_the_run_time_budget_ends(tmp_path):
         # the Enhancer works between runs, outside any run's budget: it waits for its answer
         assert ask(ctx, run_id="r", node="enhance", role="enhancer", call_key="e", prompt="hello") == "late"
         assert open_journal(ctx.journal_path).run_usage("r").calls == 1
+
+
+def test_an_answer_slower_than_model_timeout_pauses_and_a_larger_timeout_gets_it(tmp_path):
+    """A slow model (a busy CPU) is told apart from a spent budget: the run pauses naming model_timeout_s, and
+    resuming with a larger timeout receives the answer."""
+    def slow(messages):
+        time.sleep(12)
+        return "slow but fine"
+
+    with FakeOpenAIServer(respond=slow) as fake:
+        ctx = openai_context(tmp_path, fake, model_retries=0, model_timeout_s=10, run_time_budget_s=3600)
+        open_journal(ctx.journal_path).upsert_run("r", status="running")
+        with pytest.raises(ModelUnavailable, match="larger model_timeout_s"):
+            ask(ctx, run_id="r", node="n", role="coder", call_key="k", prompt="hello")
+        patient = openai_context(tmp_path, fake, model_retries=0, model_timeout_s=30, run_time_budget_s=3600)
+        assert ask(patient, run_id="r", node="n", role="coder", call_key="k", prompt="hello") == "slow but fine"
