@@ -85,6 +85,13 @@ def validate_enhancement(data) -> tuple[dict, list[str]]:
     return clean, problems
 
 
+def real_changes(overrides: dict, base: Context) -> dict:
+    """The overrides that change something: a small model often restates every current setting as an
+    "override", which would be recorded and reported as a change. Overrides apply over the user's settings
+    (`base`), so a value equal to the base one is a no-op."""
+    return {name: value for name, value in overrides.items() if value != getattr(base, name)}
+
+
 def edit_problem(proposal: dict, edit: dict) -> str | None:
     """An edit the Enhancer's own validation would change (unknown setting, out of bounds...) is refused."""
     _, problems = validate_enhancement({**proposal, **edit})
@@ -152,6 +159,7 @@ def enhance(state: dict, runtime: Runtime[Context]) -> dict:
                      call_key=f"enhance/after-run{last['run_index']}", prompt=prompt, parse=extract_json,
                      schema=ENHANCEMENT_SCHEMA)
         clean, problems = validate_enhancement(answer)
+        clean["config_overrides"] = real_changes(clean["config_overrides"], ctx)
     except AnswerError as exc:
         clean, problems = dict(SAFE_DEFAULT), [f"no usable answer ({exc}): safe defaults"]
     for problem in problems:

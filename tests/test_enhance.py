@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nodes.enhance import SAFE_DEFAULT, digest_run, validate_enhancement
+from graph.context import Context
+from nodes.enhance import SAFE_DEFAULT, digest_run, real_changes, validate_enhancement
 from nodes.meta_loop import champion_of
 from tests.scripted_model import ENHANCEMENT
 
@@ -18,6 +19,16 @@ def test_a_good_answer_passes_unchanged():
     assert problems == []
     assert clean["config_overrides"] == {"refine_steps": 2}
     assert [g["priority"] for g in clean["strategic_goals"]] == [1, 2, 3]
+
+
+def test_restated_settings_are_not_changes():
+    """Seen with the 1.5B model: every current setting sent back as an override. Only real changes remain,
+    and a value equal to the user's is dropped even if an earlier run had overridden it (overrides apply over
+    the user's settings, so dropping it is what restores that value)."""
+    base = Context(refine_steps=1, num_lanes=2)
+    restated = {"refine_steps": 1, "num_lanes": 2, "inner_steps": base.inner_steps, "ensemble_rounds": 3}
+    assert real_changes(restated, base) == {"ensemble_rounds": 3}
+    assert real_changes({}, base) == {}
 
 
 @pytest.mark.parametrize("answer, needle", [
