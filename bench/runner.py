@@ -99,8 +99,11 @@ def append_record(path: Path, record: Record) -> None:
 def jail_argv(argv: list[str], hidden: Path, work: Path) -> list[str]:
     """bubblewrap around a competitor: the whole system read-only, the suite (answers) replaced by an empty
     folder, only its work folder writable, its own /tmp and process namespace; the network is shared so it
-    reaches the model endpoint on 127.0.0.1."""
-    return ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+    reaches the model endpoint on 127.0.0.1. A program installed under /tmp (a checkout there) stays visible
+    through the private /tmp: its environment (bin/..) is bound back read-only."""
+    program_env = Path(os.path.abspath(argv[0])).parent.parent  # not resolved: a venv's python is a symlink
+    keep = ["--ro-bind", str(program_env), str(program_env)] if program_env.is_relative_to("/tmp") else []
+    return ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", *keep,
             "--tmpfs", str(hidden.resolve()), "--bind", str(work.resolve()), str(work.resolve()),
             "--chdir", str(work.resolve()), "--unshare-pid", "--die-with-parent", "--new-session", "--", *argv]
 
