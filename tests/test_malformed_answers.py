@@ -192,6 +192,17 @@ def test_search_truncated_json_then_prose_then_a_valid_pick(tmp_path, answers):
     assert_reasked(calls(ctx, "search#%"), "the JSON object is truncated", "no JSON object found")
 
 
+def test_search_keeps_the_forecasting_specialist_the_planner_left_out(tmp_path, answers):
+    ctx = malformed_context(tmp_path, num_lanes=2, num_candidates=1)
+    state, runtime = prepared(ctx, EXAMPLES / "births")
+    answers["pick model approaches"] = [M.json_answer(approaches=["lightgbm", "hist_gradient_boosting"])]
+
+    approaches = search(state, runtime)["approaches"]
+
+    assert [a["key"] for a in approaches] == ["lightgbm", "timeseries_calendar_gbm"]
+    assert 'DATE_COLUMN = "date"' in approaches[1]["example_code"]  # rendered for this task
+
+
 def test_search_without_a_usable_answer_keeps_the_catalog_order(tmp_path, answers):
     ctx = malformed_context(tmp_path, num_lanes=1, num_candidates=1)
     state, runtime = prepared(ctx)

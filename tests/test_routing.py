@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from graph import routing
 from graph.context import Context
 from nodes.common import is_better, not_worse, ranked
-from nodes.search import fan_out_lanes, lane_approaches
+from nodes.search import fan_out_lanes, keep_specialists, lane_approaches
 
 
 def rt(**settings):
@@ -55,6 +55,16 @@ def test_lanes_start_from_different_approaches():
     assert [a["key"] for a in lane_approaches(approaches, 0, 2)] == ["a", "b"]
     assert [a["key"] for a in lane_approaches(approaches, 1, 2)] == ["b", "c"]
     assert [a["key"] for a in lane_approaches(approaches, 4, 2)] == ["b", "c"]
+
+
+def test_a_specialist_the_planner_left_out_replaces_its_lowest_general_pick():
+    order = ["gbm", "hgb", "linear", "calendar"]
+    assert keep_specialists(order, ["calendar"], 2) == ["gbm", "calendar", "hgb", "linear"]
+    assert keep_specialists(order, ["calendar"], 3) == ["gbm", "hgb", "calendar", "linear"]
+    assert keep_specialists(order, ["calendar"], 1) == order  # one slot: the planner's first pick stands
+    assert keep_specialists(["calendar", "gbm"], ["calendar"], 1) == ["calendar", "gbm"]
+    assert keep_specialists(["gbm", "tfidf", "hgb", "cal"], ["tfidf", "cal"], 2) == ["gbm", "tfidf", "hgb", "cal"]
+    assert keep_specialists(["gbm", "hgb", "tfidf", "cal"], ["tfidf", "cal"], 3) == ["gbm", "cal", "tfidf", "hgb"]
 
 
 def test_only_lane_0_warm_starts_from_the_champion():

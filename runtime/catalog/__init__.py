@@ -115,8 +115,13 @@ def applicable(task: Any) -> list[Approach]:
     found = [a for a in _load_catalog() if kinds & set(a.kinds)]
     if not columns["date"]:
         found = [a for a in found if a.key != "timeseries_calendar_gbm"]
-    special = [a for a in found if set(a.kinds) <= set(SPECIAL_KINDS)]
+    special = [a for a in found if is_specialist(a)]
     return special + [a for a in found if a not in special]
+
+
+def is_specialist(approach: Approach) -> bool:
+    """Made for one kind of task only (text or time series), not a general tabular model."""
+    return set(approach.kinds) <= set(SPECIAL_KINDS)
 
 
 # ---------------------------------------------------------------------------------------------
