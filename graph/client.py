@@ -31,7 +31,7 @@ from graph.context import ConfigError, Context, build_context, check_writable, l
 from graph.meta import build_meta_graph
 from graph.threads import Checkpoint, ForkError, fork_thread, outer_history, thread_config
 from nodes.meta_loop import meta_workspace
-from nodes.report import record_outcome, write_report
+from nodes.report import model_calls, record_outcome, write_report
 from runtime.journal import open_journal
 from runtime.models import ROLES
 from runtime.orphans import reap_orphans
@@ -250,7 +250,7 @@ class MleStar:
             raise ClientError(f"Run {run_id} has no finished pipeline run yet.")
         journal = self.journal()
         return write_report(values, meta_workspace(values, ctx), journal.usage_breakdown(run_id),
-                            journal.executions(run_id))
+                            journal.executions(run_id), calls=model_calls(journal, run_id))
 
     # --- internals ----------------------------------------------------------------------------------
 

@@ -6,6 +6,8 @@ nodes.report_html; this module gathers them, writes the Markdown and the files, 
 from __future__ import annotations
 
 import re
+import sqlite3
+from contextlib import closing
 from html import escape
 from pathlib import Path
 
@@ -17,9 +19,11 @@ from nodes import report_figures as figures
 from nodes.common import emit, fmt_score
 from nodes.meta_loop import meta_workspace
 from nodes.report_html import render_html
-from nodes.report_tables import fmt_cost, usage_markdown, usage_total
+from nodes.report_tables import TIMELINE_NOTE, fmt_cost, time_markdown, usage_markdown, usage_total
 from runtime.files import atomic_write_bytes, atomic_write_text
-from runtime.journal import open_journal
+from runtime.journal import MODEL_CALLS, WHERE_RUN, open_journal
+
+CALL_COLUMNS = ("run_id", "node", "role", "call_key", "latency_s", "created_at", "reused")
 
 
 def summarise(state: dict) -> dict:
@@ -36,11 +40,22 @@ def summarise(state: dict) -> dict:
             "runs": len(history), "metric": state["task"]["metric"]}
 
 
+def model_calls(journal, run_id: str) -> list[dict]:
+    """The model calls of a run and its pipeline runs, oldest first, with what the timeline needs (no prompts).
+
+    Read on a connection of its own: readers of the WAL journal neither wait for nor disturb its writers."""
+    with closing(sqlite3.connect(str(journal.path), timeout=30)) as conn:
+        rows = conn.execute(f"select {', '.join(CALL_COLUMNS)} from {MODEL_CALLS} where {WHERE_RUN} order by id",
+                            [run_id, run_id]).fetchall()
+    return [dict(zip(CALL_COLUMNS, row)) for row in rows]
+
+
 def gather(state: dict, executions: list[dict] | None = None, usage: dict[str, list[dict]] | None = None,
-           grade: dict | None = None) -> dict:
+           grade: dict | None = None, calls: list[dict] | None = None) -> dict:
     """Everything a report shows. `executions` (Journal.executions) give attempt times and ablation output,
     `usage` (Journal.usage_breakdown) the cost tables, `grade` ({metric, score}) a hidden-answer grade that
-    the caller already has: the report never grades."""
+    the caller already has: the report never grades. `calls` (model_calls) and `executions` make the
+    timeline; without `calls` it shows the scripts only."""
     executions = executions or []
     lower = state["task"]["lower_is_better"]
     attempts = data.all_attempts(state, executions)
@@ -50,7 +65,9 @@ def gather(state: dict, executions: list[dict] | None = None, usage: dict[str, l
     return {"state": state, "summary": summary, "attempts": attempts, "counts": data.attempt_counts(attempts),
             "spans": data.run_spans(state, executions), "ablations": data.ablation_effects(state, executions),
             "steps": data.refinement_steps(state), "ensembles": data.ensemble_results(state),
-            "solution": data.final_solution(state), "usage": usage, "grade": grade}
+            "solution": data.final_solution(state), "usage": usage, "grade": grade,
+            "timeline": data.timeline(calls, executions, state.get("started_at"),
+                                      {h["run_id"]: h["run_index"] for h in state.get("history", [])})}
 
 
 def draw(report: dict) -> dict[str, bytes | None]:
@@ -59,7 +76,8 @@ def draw(report: dict) -> dict[str, bytes | None]:
     return {"scores.png": figures.runs_figure(report["state"]["history"], s["metric"], s["best_run"]),
             "attempts.png": figures.attempts_figure(report["attempts"], report["spans"], s["metric"]),
             "ablations.png": figures.ablation_figure(report["ablations"], s["metric"], s["lower_is_better"]),
-            "ensemble.png": figures.ensemble_figure(report["ensembles"], s["metric"])}
+            "ensemble.png": figures.ensemble_figure(report["ensembles"], s["metric"]),
+            "timeline.png": figures.timeline_figure(report["timeline"])}
 
 
 def md(text) -> str:
@@ -106,6 +124,9 @@ def markdown(report: dict) -> str:
               "Filled circles were kept (became the lane's solution, or the submission came from the ensemble "
               "round), crosses discarded; failed attempts have no score.", "",
               *md_image(report, "attempts.png", "Score of every attempt over time"),
+              "## Where the time went", "", TIMELINE_NOTE, "",
+              *md_image(report, "timeline.png", "Timeline of model calls and scripts"),
+              *time_markdown(report["timeline"]),
               "## Ablation effects per refinement step", "",
               *md_image(report, "ablations.png", "Ablation effects per refinement step")]
     for study in report["ablations"]:
@@ -152,13 +173,15 @@ def markdown(report: dict) -> str:
 
 
 def write_report(state: dict, folder: Path, usage: dict[str, list[dict]] | None = None,
-                 executions: list[dict] | None = None, grade: dict | None = None) -> dict:
+                 executions: list[dict] | None = None, grade: dict | None = None,
+                 calls: list[dict] | None = None) -> dict:
     """report.md with its figures (PNG files) and report.html (self-contained) in `folder`.
 
     `usage` (Journal.usage_breakdown) adds the cost tables, `executions` (Journal.executions) the attempt
-    times and ablation effects; without them those parts say so instead."""
+    times, ablation effects and the timeline's scripts, `calls` (model_calls) the timeline's model calls;
+    without them those parts say so instead."""
     folder.mkdir(parents=True, exist_ok=True)
-    report = gather(state, executions, usage, grade)
+    report = gather(state, executions, usage, grade, calls)
     report["images"] = draw(report)
     for name, image in report["images"].items():
         if image is not None:
@@ -181,7 +204,7 @@ def record_outcome(journal, run_id: str, report: dict) -> None:
 def report(state: dict, runtime: Runtime[Context]) -> dict:
     journal = open_journal(runtime.context.journal_path)
     result = write_report(state, meta_workspace(state, runtime.context), journal.usage_breakdown(state["meta_id"]),
-                          journal.executions(state["meta_id"]))
+                          journal.executions(state["meta_id"]), calls=model_calls(journal, state["meta_id"]))
     record_outcome(journal, state["meta_id"], result)
     emit(node="report", event="report", best=result["best_score"], run=result["best_run"], path=result["markdown"])
     return {"report": result}

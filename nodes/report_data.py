@@ -163,3 +163,154 @@ def final_solution(state: dict) -> dict | None:
     champion = state.get("champion") or {}
     solution = champion.get("best_solution") or {}
     return solution if solution.get("code") else None
+
+
+# -- the timeline: where the time went ---------------------------------------------------------------
+#
+# One interval per journal row: a model call ran from created_at - latency_s to created_at (the answer is
+# recorded when it arrives), a script from created_at - duration_s to created_at (recorded when it ended).
+# A row's `reused` counter counts the times a resumed node read it back instead of redoing the work: the
+# re-reads took no time and have no rows of their own, while the row itself is work that was done once,
+# so every row is drawn and the re-reads are only counted.
+
+PIPELINE_LANE = ENSEMBLE_LANE  # pipeline-level work: search, ensemble, submit, floor, the Enhancer
+# a lane's calls are keyed "lane<k>/..."; the leakage checks name theirs after the attempt folder "lane<k>_..."
+LANE_KEY = re.compile(r"^lane(\d+)(?:[/_#]|$)")
+PIPELINE_RUN = re.compile(r"-run(\d+)$")
+SUBMISSION_KEYS = ("floor/", "submit/")
+# A script's phase is named after the node whose model calls belong to the same work, so that one table
+# adds both up. The rule: drop "lane<k>/", take the first path component without its trailing number
+# (eval, catalog, merge, t, ensemble, submit, floor, ...), rename eval and catalog to "evaluate", and split
+# a refinement step "t<n>" into "ablate" (t<n>/ablation) and "refine" (t<n>/k<m>, the rewrites tried).
+EXEC_PHASES = {"eval": "evaluate", "catalog": "evaluate"}
+
+
+def key_lane(key: str | None) -> int:
+    """The lane of a call key or exec key (`lane1/t0/plan0#0` -> 1); anything else is pipeline level (-1)."""
+    match = LANE_KEY.match(key or "")
+    return int(match.group(1)) if match else PIPELINE_LANE
+
+
+def exec_phase(exec_key: str) -> str:
+    """`lane0/eval/lightgbm/d1` -> evaluate, `lane1/merge0/d0` -> merge, `lane0/t1/ablation/d0` -> ablate,
+    `lane0/t1/k0/d0` -> refine, `ensemble/r0/d0` -> ensemble, `submit/s0/flag/d0` -> submit, `floor/x` -> floor."""
+    parts = re.sub(r"^lane\d+/", "", exec_key).split("/")
+    head = re.sub(r"\d+$", "", parts[0]) or parts[0]
+    if head == "t":
+        return "ablate" if parts[1:2] == ["ablation"] else "refine"
+    return EXEC_PHASES.get(head, head)
+
+
+def call_interval(row: dict) -> dict:
+    """A model-call row as an interval in absolute time (seconds since the epoch)."""
+    duration = row.get("latency_s") or 0.0
+    return {"kind": "model", "run_id": row["run_id"], "lane": key_lane(row.get("call_key")),
+            "phase": row.get("node") or "?", "key": row.get("call_key"), "start": row["created_at"] - duration,
+            "duration": duration, "failed": False, "reused": row.get("reused") or 0}
+
+
+def exec_interval(row: dict) -> dict:
+    """A script-execution row as an interval in absolute time; `failed` unless its status is ok."""
+    duration = row.get("duration_s") or 0.0
+    lane = row["lane"] if row.get("lane") is not None else key_lane(row["exec_key"])
+    return {"kind": "script", "run_id": row["run_id"], "lane": lane, "phase": exec_phase(row["exec_key"]),
+            "key": row["exec_key"], "start": row["created_at"] - duration, "duration": duration,
+            "failed": row.get("status") != "ok", "reused": row.get("reused") or 0}
+
+
+def union_length(intervals: list[dict]) -> float:
+    """Seconds during which at least one of the intervals was running."""
+    total, reach = 0.0, float("-inf")
+    for s in sorted(intervals, key=lambda s: s["start"]):
+        end = s["start"] + s["duration"]
+        if end > reach:
+            total += end - max(s["start"], reach)
+            reach = end
+    return total
+
+
+def run_index(run_id: str | None, runs: dict[str, int] | None) -> int | None:
+    """The pipeline run of a row: from the state's history (run_id -> run_index) when given, else from the
+    `<meta>-run<k>` form of the id; None for the meta loop's own rows (the Enhancer)."""
+    if runs is not None:
+        return runs.get(run_id)
+    match = PIPELINE_RUN.search(run_id or "")
+    return int(match.group(1)) if match else None
+
+
+def run_bounds(intervals: list[dict], runs: dict[str, int] | None = None) -> list[dict]:
+    """Per pipeline run, in run order: run (index), start (first start) and end (last end)."""
+    bounds: dict[int, dict] = {}
+    for s in intervals:
+        index = run_index(s["run_id"], runs)
+        if index is None:
+            continue
+        run = bounds.setdefault(index, {"run": index, "start": s["start"], "end": s["start"]})
+        run["start"] = min(run["start"], s["start"])
+        run["end"] = max(run["end"], s["start"] + s["duration"])
+    return [bounds[k] for k in sorted(bounds)]
+
+
+def first_submission(intervals: list[dict]) -> float | None:
+    """When the first submission script (floor/ or submit/) ended ok as the last debug round of its attempt.
+
+    A script that ran but wrote an invalid submission.csv is followed by another debug round, so the last
+    round stands for the attempt; one that stayed invalid after the last round still counts (approximate)."""
+    last: dict[tuple, dict] = {}
+    for s in sorted(intervals, key=lambda s: s["start"]):
+        if s["kind"] == "script" and s["key"].startswith(SUBMISSION_KEYS):
+            last[(s["run_id"], attempt_key(s["key"]))] = s
+    ends = [s["start"] + s["duration"] for s in last.values() if not s["failed"]]
+    return min(ends) if ends else None
+
+
+def phase_times(intervals: list[dict]) -> list[dict]:
+    """Per phase, in order of first start: phase, calls, model_s, scripts, failed, script_s."""
+    phases: dict[str, dict] = {}
+    for s in sorted(intervals, key=lambda s: s["start"]):
+        row = phases.setdefault(s["phase"], {"phase": s["phase"], "calls": 0, "model_s": 0.0, "scripts": 0,
+                                             "failed": 0, "script_s": 0.0})
+        if s["kind"] == "model":
+            row["calls"] += 1
+            row["model_s"] += s["duration"]
+        else:
+            row["scripts"] += 1
+            row["failed"] += s["failed"]
+            row["script_s"] += s["duration"]
+    return list(phases.values())
+
+
+def time_totals(intervals: list[dict], wall_s: float, calls_known: bool) -> dict:
+    """wall_s, model_s, calls, script_s, scripts, failed, busy_s (something ran), idle_s (nothing did) and
+    reused (re-reads on resume). Model and script seconds add up over lanes, so they can exceed the wall time.
+    Without the model-call rows, model_s, calls and idle_s are None (the scripts' gaps are not idle)."""
+    models = [s for s in intervals if s["kind"] == "model"]
+    scripts = [s for s in intervals if s["kind"] == "script"]
+    busy = union_length(intervals)
+    return {"wall_s": wall_s, "model_s": sum(s["duration"] for s in models) if calls_known else None,
+            "calls": len(models) if calls_known else None, "script_s": sum(s["duration"] for s in scripts),
+            "scripts": len(scripts), "failed": sum(s["failed"] for s in scripts), "busy_s": busy,
+            "idle_s": max(0.0, wall_s - busy) if calls_known else None,
+            "reused": sum(s["reused"] for s in intervals)}
+
+
+def timeline(calls: list[dict] | None, executions: list[dict], started_at: float | None = None,
+             runs: dict[str, int] | None = None) -> dict | None:
+    """Where a thread's time went, from journal rows: model calls (run_id, node, call_key, latency_s,
+    created_at, reused; None: not known) and script executions (run_id, lane, exec_key, status, duration_s,
+    created_at, reused). Times are seconds since the thread's start: `started_at` or the earliest start.
+    `runs` (run_id -> run index, from the state's history) names the pipeline runs.
+
+    Returns None without rows, else intervals (kind model|script, run_id, lane, phase, key, start, duration,
+    failed, reused; by start), end (the last end), runs (run_bounds), first_submission, phases (phase_times)
+    and totals (time_totals)."""
+    absolute = [*(call_interval(r) for r in calls or []), *(exec_interval(r) for r in executions or [])]
+    if not absolute:
+        return None
+    t0 = min(s["start"] for s in absolute)
+    t0 = t0 if started_at is None else min(t0, started_at)
+    intervals = sorted(({**s, "start": s["start"] - t0} for s in absolute), key=lambda s: (s["start"], s["lane"]))
+    end = max(s["start"] + s["duration"] for s in intervals)
+    return {"intervals": intervals, "end": end, "runs": run_bounds(intervals, runs),
+            "first_submission": first_submission(intervals), "phases": phase_times(intervals),
+            "totals": time_totals(intervals, end, calls is not None)}

@@ -12,12 +12,15 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 from nodes.common import is_better  # noqa: E402
-from nodes.report_data import ENSEMBLE_LANE  # noqa: E402
+from nodes.report_data import ENSEMBLE_LANE, PIPELINE_LANE  # noqa: E402
 
 DPI = 110
 MAX_BARS = 40
+MODEL_COLOUR, SCRIPT_COLOUR, FAILED_COLOUR = "#4c72b0", "#dd8452", "#f6d5bd"
+SUBMISSION_COLOUR = "#2ca02c"
 
 
 def png(fig) -> bytes:
@@ -129,4 +132,59 @@ def ensemble_figure(results: list[dict], metric: str) -> bytes | None:
     ax.set_xticks(range(width), ["best lane", *[f"round {i}" for i in range(width - 1)]])
     ax.set(title="Ensemble rounds against the best single lane (gold star: submitted)", ylabel=metric)
     ax.legend(loc="best", fontsize=8)
+    return png(fig)
+
+
+def time_scale(seconds: float) -> tuple[float, str]:
+    return (3600.0, "h") if seconds > 3 * 3600 else (60.0, "min") if seconds > 300 else (1.0, "s")
+
+
+def timeline_bars(ax, y: float, intervals: list[dict], scale: float) -> None:
+    """One lane's row: scripts as full-height bars (failed ones light and hatched), model calls as thinner
+    bars on top. A thin edge in the bar's own colour keeps sub-pixel calls visible as hairlines."""
+    def bars(kind: str, failed: bool, height: float, face: str, edge: str, **style) -> None:
+        spans = [(s["start"] / scale, s["duration"] / scale) for s in intervals
+                 if s["kind"] == kind and s["failed"] == failed]
+        if spans:
+            ax.broken_barh(spans, (y - height / 2, height), facecolors=face, edgecolors=edge, linewidth=0.6,
+                           **style)
+
+    bars("script", False, 0.8, SCRIPT_COLOUR, SCRIPT_COLOUR, zorder=2)
+    bars("script", True, 0.8, FAILED_COLOUR, SCRIPT_COLOUR, hatch="////", zorder=2)
+    bars("model", False, 0.4, MODEL_COLOUR, MODEL_COLOUR, zorder=3)
+
+
+def mark_runs(ax, runs: list[dict], scale: float) -> None:
+    """Every other pipeline run shaded, each labelled above the plot, its start a dotted line."""
+    for index, run in enumerate(runs):
+        if index % 2:
+            ax.axvspan(run["start"] / scale, run["end"] / scale, color="0.93", zorder=0)
+        ax.axvline(run["start"] / scale, color="0.6", linestyle=":", linewidth=0.8, zorder=1)
+        ax.text((run["start"] + run["end"]) / 2 / scale, 1.01, f"run {run['run']}",
+                transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=8)
+
+
+def timeline_figure(timeline: dict | None) -> bytes | None:
+    """One row per lane (pipeline-level work on top), x = time since the thread started: model calls and
+    scripts as bars, pipeline runs shaded, the first valid submission a green line."""
+    if not timeline or not timeline["intervals"]:
+        return None
+    intervals = timeline["intervals"]
+    scale, unit = time_scale(timeline["end"])
+    lanes = sorted({s["lane"] for s in intervals}, key=lambda n: (n != PIPELINE_LANE, n))
+    fig, ax = plt.subplots(figsize=(10, 1.9 + 0.45 * len(lanes)))
+    mark_runs(ax, timeline["runs"], scale)
+    for y, lane in enumerate(lanes):
+        timeline_bars(ax, y, [s for s in intervals if s["lane"] == lane], scale)
+    handles = [Patch(color=MODEL_COLOUR, label="model call"), Patch(color=SCRIPT_COLOUR, label="script"),
+               Patch(facecolor=FAILED_COLOUR, edgecolor=SCRIPT_COLOUR, hatch="////", label="failed script")]
+    if timeline["first_submission"] is not None:
+        ax.axvline(timeline["first_submission"] / scale, color=SUBMISSION_COLOUR, linewidth=1.6, zorder=4)
+        handles.append(Line2D([], [], color=SUBMISSION_COLOUR, label="first valid submission"))
+    ax.set_yticks(range(len(lanes)), ["pipeline" if n == PIPELINE_LANE else f"lane {n}" for n in lanes])
+    ax.set_ylim(len(lanes) - 0.5, -0.5)
+    ax.set_xlim(0, timeline["end"] / scale * 1.01 or 1)
+    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+    ax.set_title("Where the time went", pad=18)
+    ax.set_xlabel(f"time since the thread started ({unit})")
     return png(fig)

@@ -11,10 +11,12 @@ import base64
 from html import escape
 
 from nodes.common import fmt_score, is_better
-from nodes.report_tables import USAGE_GROUPS, USAGE_HEADERS, usage_cells, usage_total
+from nodes.report_tables import (TIME_HEADERS, TIMELINE_NOTE, USAGE_GROUPS, USAGE_HEADERS, time_cells,
+                                  time_summary, time_total, usage_cells, usage_total)
 
 SECTIONS = (("summary", "Summary"), ("runs", "Score per run"), ("attempts", "Every attempt over time"),
-            ("ablations", "Ablation effects per refinement step"), ("ensemble", "Ensemble rounds"),
+            ("timeline", "Where the time went"), ("ablations", "Ablation effects per refinement step"),
+            ("ensemble", "Ensemble rounds"),
             ("plans", "Plans tried and their effect"), ("enhancer", "The Enhancer's reasoning"),
             ("solution", "Final solution"), ("cost", "Model usage and cost"))
 BLOCK_LIMIT = 240
@@ -128,6 +130,17 @@ def attempts_section(report: dict) -> str:
             + table(["run", "lane", "attempts", "kept", "discarded", "failed"], rows, numeric={0, 2, 3, 4, 5}))
 
 
+def timeline_section(report: dict) -> str:
+    timeline = report.get("timeline")
+    if timeline is None:
+        return empty("No journal rows, so no timeline.")
+    rows = [[e(row["phase"]), *(e(c) for c in time_cells(row))]
+            for row in [*timeline["phases"], time_total(timeline["phases"])]]
+    image = figure(report["images"].get("timeline.png"), "Timeline of model calls and scripts")
+    return (f"<p>{e(TIMELINE_NOTE)}</p>{image}<p>{e(time_summary(timeline))}</p>"
+            + table(["phase", *TIME_HEADERS], rows, numeric=set(range(1, len(TIME_HEADERS) + 1)), total=True))
+
+
 def ablations_section(report: dict) -> str:
     studies = {(s["run"], s["lane"], s["step"]): s for s in report["ablations"]}
     parts = [figure(report["images"].get("ablations.png"), "Ablation effects per refinement step")]
@@ -221,6 +234,7 @@ def cost_section(report: dict) -> str:
 
 
 RENDERERS = {"summary": summary_section, "runs": runs_section, "attempts": attempts_section,
+             "timeline": timeline_section,
              "ablations": ablations_section, "ensemble": ensemble_section, "plans": plans_section,
              "enhancer": enhancer_section, "solution": solution_section, "cost": cost_section}
 

@@ -82,16 +82,17 @@ def test_every_section_and_figure(recorded, tmp_path):
         if key != "summary":
             assert f"## {title}" in text
     images = embedded_pngs(page)
-    assert len(images) == 4  # runs, attempts, ablations, ensemble: the fixture has data for all four
+    assert len(images) == 5  # runs, attempts, ablations, ensemble, timeline: the fixture has data for all five
     for image in images:
         assert image.startswith(PNG_MAGIC)
         height, width = matplotlib.image.imread(io.BytesIO(image)).shape[:2]
         assert width > 300 and height > 200
-    for name in ("scores.png", "attempts.png", "ablations.png", "ensemble.png"):
+    names = ("scores.png", "attempts.png", "ablations.png", "ensemble.png", "timeline.png")
+    for name in names:
         assert (tmp_path / name).read_bytes() in images  # the Markdown's files are the page's figures
         assert f"]({name})" in text
-    assert result["figures"] == [str(tmp_path / n) for n in ("scores.png", "attempts.png", "ablations.png",
-                                                             "ensemble.png")]
+    assert result["figures"] == [str(tmp_path / n) for n in names]
+    assert "model calls: unknown (no model-call rows given)" in text  # the timeline shows the scripts only
     champion = recorded["state"]["champion"]
     assert f"(run {champion['run_index']})" in page and "Refinement helped" in page
     assert "total" in page and "enhancer" in page  # the cost tables, with the Enhancer's role
