@@ -7,9 +7,20 @@ PREDICTION, CLASSES, ... and a ``score(y_true, pred)`` function). ``render_examp
 block for a concrete task, so the rest of the code stays plain, readable Python.
 
 Every rendered script follows the contract of all generated scripts: it reads ``./input/train.csv``,
-validates on 20% of the training rows (stratified at random, or the most recent 20% by date for time
-series), prints ``Final Validation Performance: <float>`` once, reads ``./input/test.csv`` only when
-``SUBMIT`` is true, and then writes ``./submission.csv`` in the sample submission's layout.
+validates on 20% of the training rows (stratified at random with random_state=42, or the most recent 20%
+by date for time series), prints ``Final Validation Performance: <float>`` once, and writes
+``./val_predictions.csv`` in its working folder: a ``row`` column, the position of each validation row in
+``./input/train.csv`` (its pandas index after ``pd.read_csv``, kept through dropna and the split, never
+reset), then the columns TARGET_COLUMNS holding exactly what a submission would hold for those rows:
+the original class labels (PREDICTION "label"), P(CLASSES[1]) ("probability"), one probability column per
+class in TARGET_COLUMNS order ("class_probabilities") or the values ("value"). The agent recomputes the
+metric from that file against train.csv's target, so it must agree with the printed score. The script
+reads ``./input/test.csv`` only when ``SUBMIT`` is true, and then also writes ``./submission.csv`` (the id
+column, then the same prediction columns) in the sample submission's layout.
+
+The config also carries the training choices the metric calls for: LOG_TARGET (log-error metrics such
+as rmsle: fit log1p of the target, predict expm1 clipped at 0) and BALANCE_CLASSES (f1, macro and
+balanced label metrics: balanced class weights). Label metrics always get the most probable class.
 
 The templates repeat each other's helper functions on purpose: each is shown alone to a small model as
 the pattern to adapt, and each must run alone in the sandbox, so none may import a shared module.
@@ -166,8 +177,33 @@ def task_config(task: Any, *, submit: bool = False) -> dict[str, Any]:
         "DATE_COLUMN": dates[0] if dates else None,
         "TEXT_COLUMNS": texts,
         "TIME_SPLIT": task.kind == "timeseries" and bool(dates),
+        "LOG_TARGET": prediction == "value" and log_error_metric(task.metric),
+        "BALANCE_CLASSES": prediction != "value" and balanced_metric(task.metric),
         "SUBMIT": bool(submit),
     }
+
+
+def log_error_metric(metric: str) -> bool:
+    """A regression metric on log1p of the values (rmsle, msle): the model should learn log1p(target)."""
+    name = metrics.resolve_metric_name(metric)
+    if name is None:
+        return False
+    spec = metrics.METRICS[name]
+    return spec.task_type == "regression" and (name.endswith("sle") or "log" in spec.description.lower())
+
+
+def balanced_metric(metric: str) -> bool:
+    """A label metric that weighs the classes equally or rewards the rare positive class (f1, macro, balanced).
+
+    Training with balanced class weights trades some accuracy on the majority class for recall on the others,
+    which is what these metrics pay for.
+    """
+    name = metrics.resolve_metric_name(metric)
+    if name is None:
+        return False
+    spec = metrics.METRICS[name]
+    words = f"{name} {spec.description}".lower()
+    return spec.needs == "label" and (name == "f1" or "macro" in words or "balanced" in words)
 
 
 #: metric -> (docstring, expression over y_true and pred). Classes are indices into CLASSES.

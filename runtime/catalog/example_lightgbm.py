@@ -17,6 +17,8 @@ CLASSES = [0, 1]  # class labels (None for regression); a probability is P(CLASS
 TARGET_COLUMNS = ["Survived"]  # submission columns after ID
 DATE_COLUMNS = []  # date/time columns -> calendar features
 TIME_SPLIT = False  # True: validate on the most recent 20% of rows by DATE_COLUMNS[0]
+LOG_TARGET = False  # True for log-error metrics (rmsle): learn log1p(value), predict expm1 clipped at 0
+BALANCE_CLASSES = False  # True for f1 / macro metrics: weight the classes equally (class_weight="balanced")
 SUBMIT = False  # True: refit on all rows and write ./submission.csv
 
 def score(y_true, pred):
@@ -37,6 +39,9 @@ def target(df):  # class index (position in CLASSES) or float value
         return df[TARGET].to_numpy(dtype=float)
     return df[TARGET].map({c: i for i, c in enumerate(CLASSES)}).to_numpy()
 
+def learned(y):  # what the model fits: log1p(value) for log-error metrics, undone in predict()
+    return np.log1p(y) if LOG_TARGET else y
+
 def category_levels(df):
     """Levels of the string columns with at most 50 distinct values (the rest is free text)."""
     cols = [c for c in df.columns if c not in (ID, TARGET, *DATE_COLUMNS) and not pd.api.types.is_numeric_dtype(df[c])]
@@ -51,41 +56,52 @@ def make_features(df, levels):
             X[f"{c}_{part}"] = getattr(d.dt, part)
     for c in list(X.columns):
         if c in levels:
-            X[c] = pd.Categorical(X[c], categories=levels[c])
+            X[c] = pd.Categorical(X[c].where(X[c].isin(levels[c])), categories=levels[c])  # unseen -> missing
         elif not pd.api.types.is_numeric_dtype(X[c]):
             text = X.pop(c).fillna("").astype(str)
             X[c + "_len"], X[c + "_words"] = text.str.len(), text.str.split().str.len()
     return X
 
 def new_model(n_estimators):
-    params = dict(n_estimators=n_estimators, learning_rate=0.05, num_leaves=31, min_child_samples=10,
-                  subsample=0.8, subsample_freq=1, colsample_bytree=0.8, random_state=42, n_jobs=2, verbose=-1)
-    return lgb.LGBMRegressor(**params) if CLASSES is None else lgb.LGBMClassifier(**params)
+    # n_jobs=1: as fast on data of this size, and no stalls when other processes share the cores
+    params = dict(n_estimators=n_estimators, learning_rate=0.03, num_leaves=15, min_child_samples=10,
+                  subsample=0.8, subsample_freq=1, colsample_bytree=0.8, random_state=42, n_jobs=1, verbose=-1)
+    if CLASSES is None:
+        return lgb.LGBMRegressor(**params)
+    return lgb.LGBMClassifier(class_weight="balanced" if BALANCE_CLASSES else None, **params)
 
 def predict(model, X):
     """Predictions in the form the metric and the submission need."""
     if PREDICTION == "value":
-        return model.predict(X)
+        return np.clip(np.expm1(model.predict(X)), 0, None) if LOG_TARGET else model.predict(X)
     proba = model.predict_proba(X)
     if PREDICTION == "probability":
         return proba[:, 1]
     return proba if PREDICTION == "class_probabilities" else proba.argmax(axis=1)
+
+def prediction_columns(pred):
+    """One column per TARGET_COLUMNS, as a submission holds them: class labels (not indices) for "label"."""
+    pred = np.asarray(CLASSES)[pred] if PREDICTION == "label" else np.asarray(pred)
+    return pred.reshape(len(pred), -1)
 
 train = pd.read_csv("./input/train.csv").dropna(subset=[TARGET])
 tr, va = split(train)
 levels = category_levels(tr)
 X_tr, X_va = make_features(tr, levels), make_features(va, levels)
 model = new_model(2000)
-model.fit(X_tr, target(tr), eval_set=[(X_va, target(va))], callbacks=[lgb.early_stopping(100, verbose=False)])
-val_score = score(target(va), predict(model, X_va))
+model.fit(X_tr, learned(target(tr)), eval_set=[(X_va, learned(target(va)))],
+          callbacks=[lgb.early_stopping(100, verbose=False)])
+val_pred = predict(model, X_va)
+val_score = score(target(va), val_pred)
 print(f"Final Validation Performance: {val_score:.6f}")
+val_predictions = pd.DataFrame({"row": va.index})  # row = position in ./input/train.csv
+val_predictions[TARGET_COLUMNS] = prediction_columns(val_pred)
+val_predictions.to_csv("val_predictions.csv", index=False)
 
 if SUBMIT:  # refit on all training rows, then predict the test set
     levels = category_levels(train)
-    model = new_model(model.best_iteration_ or 2000).fit(make_features(train, levels), target(train))
+    model = new_model(model.best_iteration_ or 2000).fit(make_features(train, levels), learned(target(train)))
     test = pd.read_csv("./input/test.csv")
-    pred = predict(model, make_features(test, levels))
-    pred = np.asarray(CLASSES)[pred] if PREDICTION == "label" else pred
     submission = pd.DataFrame({ID: test[ID]})
-    submission[TARGET_COLUMNS] = np.asarray(pred).reshape(len(test), -1)
+    submission[TARGET_COLUMNS] = prediction_columns(predict(model, make_features(test, levels)))
     submission.to_csv("submission.csv", index=False)

@@ -1,4 +1,4 @@
-"""Linear model: LogisticRegression / Ridge on scaled numbers and one-hot strings (a strong, fast baseline)."""
+"""Linear model: LogisticRegression / Ridge on scaled numbers, their splines and one-hot strings (a fast baseline)."""
 import numpy as np
 import pandas as pd
 from sklearn import metrics
@@ -7,7 +7,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScaler
 
 # --- task config ---
 TARGET = "Survived"  # column of train.csv to predict
@@ -17,6 +17,8 @@ CLASSES = [0, 1]  # class labels (None for regression); a probability is P(CLASS
 TARGET_COLUMNS = ["Survived"]  # submission columns after ID
 DATE_COLUMNS = []  # date/time columns -> calendar features
 TIME_SPLIT = False  # True: validate on the most recent 20% of rows by DATE_COLUMNS[0]
+LOG_TARGET = False  # True for log-error metrics (rmsle): learn log1p(value), predict expm1 clipped at 0
+BALANCE_CLASSES = False  # True for f1 / macro metrics: weight the classes equally (class_weight="balanced")
 SUBMIT = False  # True: refit on all rows and write ./submission.csv
 
 def score(y_true, pred):
@@ -36,6 +38,9 @@ def target(df):  # class index (position in CLASSES) or float value
     if CLASSES is None:
         return df[TARGET].to_numpy(dtype=float)
     return df[TARGET].map({c: i for i, c in enumerate(CLASSES)}).to_numpy()
+
+def learned(y):  # what the model fits: log1p(value) for log-error metrics, undone in predict()
+    return np.log1p(y) if LOG_TARGET else y
 
 def free_text_columns(df):
     """String columns with more than 50 distinct values: too many for one-hot, use their length."""
@@ -58,34 +63,51 @@ def make_features(df, text_columns):
 def new_model(X):
     numbers = X.select_dtypes("number").columns.tolist()
     strings = [c for c in X.columns if c not in numbers]
-    prep = ColumnTransformer([("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numbers),
+    impute = SimpleImputer(strategy="median")
+    curves = SplineTransformer(n_knots=8, knots="quantile", extrapolation="constant")  # a smooth curve per number
+    prep = ColumnTransformer([("num", make_pipeline(impute, StandardScaler()), numbers),
+                              ("curve", make_pipeline(impute, curves), numbers),
                               ("str", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5), strings)])
     return make_pipeline(prep, Ridge(alpha=1.0) if CLASSES is None else LogisticRegression(C=1.0, max_iter=2000))
+
+def class_weights(y):
+    """Fit arguments weighting every class equally (as class_weight="balanced") when BALANCE_CLASSES."""
+    if not BALANCE_CLASSES:
+        return {}
+    counts = np.bincount(y)
+    return {"logisticregression__sample_weight": len(y) / (np.count_nonzero(counts) * counts[y])}
 
 def predict(model, X):
     """Predictions in the form the metric and the submission need."""
     if PREDICTION == "value":
-        return model.predict(X)
+        return np.clip(np.expm1(model.predict(X)), 0, None) if LOG_TARGET else model.predict(X)
     proba = model.predict_proba(X)
     if PREDICTION == "probability":
         return proba[:, 1]
     return proba if PREDICTION == "class_probabilities" else proba.argmax(axis=1)
 
+def prediction_columns(pred):
+    """One column per TARGET_COLUMNS, as a submission holds them: class labels (not indices) for "label"."""
+    pred = np.asarray(CLASSES)[pred] if PREDICTION == "label" else np.asarray(pred)
+    return pred.reshape(len(pred), -1)
+
 train = pd.read_csv("./input/train.csv").dropna(subset=[TARGET])
 tr, va = split(train)
 text_columns = free_text_columns(tr)
 X_tr, X_va = make_features(tr, text_columns), make_features(va, text_columns)
-model = new_model(X_tr).fit(X_tr, target(tr))
-val_score = score(target(va), predict(model, X_va))
+model = new_model(X_tr).fit(X_tr, learned(target(tr)), **class_weights(target(tr)))
+val_pred = predict(model, X_va)
+val_score = score(target(va), val_pred)
 print(f"Final Validation Performance: {val_score:.6f}")
+val_predictions = pd.DataFrame({"row": va.index})  # row = position in ./input/train.csv
+val_predictions[TARGET_COLUMNS] = prediction_columns(val_pred)
+val_predictions.to_csv("val_predictions.csv", index=False)
 
 if SUBMIT:  # refit on all training rows, then predict the test set
     text_columns = free_text_columns(train)
     X = make_features(train, text_columns)
-    model = new_model(X).fit(X, target(train))
+    model = new_model(X).fit(X, learned(target(train)), **class_weights(target(train)))
     test = pd.read_csv("./input/test.csv")
-    pred = predict(model, make_features(test, text_columns))
-    pred = np.asarray(CLASSES)[pred] if PREDICTION == "label" else pred
     submission = pd.DataFrame({ID: test[ID]})
-    submission[TARGET_COLUMNS] = np.asarray(pred).reshape(len(test), -1)
+    submission[TARGET_COLUMNS] = prediction_columns(predict(model, make_features(test, text_columns)))
     submission.to_csv("submission.csv", index=False)

@@ -12,6 +12,8 @@ PREDICTION = "label"  # label | probability | class_probabilities | value
 CLASSES = [0, 1]  # class labels (None for regression); a probability is P(CLASSES[1])
 TARGET_COLUMNS = ["Survived"]  # submission columns after ID
 DATE_COLUMNS = []  # date/time columns -> calendar features
+LOG_TARGET = False  # True for log-error metrics (rmsle): learn log1p(value), predict expm1 clipped at 0
+BALANCE_CLASSES = False  # True for f1 / macro metrics: weight the classes equally (class_weight="balanced")
 SUBMIT = False  # True: refit on all rows and write ./submission.csv
 
 def score(y_true, pred):
@@ -29,6 +31,9 @@ def target(df):  # class index (position in CLASSES) or float value
         return df[TARGET].to_numpy(dtype=float)
     return df[TARGET].map({c: i for i, c in enumerate(CLASSES)}).to_numpy()
 
+def learned(y):  # what the model fits: log1p(value) for log-error metrics, undone in predict()
+    return np.log1p(y) if LOG_TARGET else y
+
 def category_levels(df):
     """Levels of the string columns with at most 50 distinct values (the rest is free text)."""
     cols = [c for c in df.columns if c not in (ID, TARGET, *DATE_COLUMNS) and not pd.api.types.is_numeric_dtype(df[c])]
@@ -43,38 +48,47 @@ def make_features(df, levels):
             X[f"{c}_{part}"] = getattr(d.dt, part)
     for c in list(X.columns):
         if c in levels:
-            X[c] = pd.Categorical(X[c], categories=levels[c]).codes  # -1 = missing or unseen
+            X[c] = pd.Categorical(X[c].where(X[c].isin(levels[c])), categories=levels[c]).codes  # -1: missing or unseen
         elif not pd.api.types.is_numeric_dtype(X[c]):
             text = X.pop(c).fillna("").astype(str)
             X[c + "_len"], X[c + "_words"] = text.str.len(), text.str.split().str.len()
     return X
 
 def new_model():
-    params = dict(n_estimators=300, min_samples_leaf=2, max_features=0.5, n_jobs=2, random_state=42)
-    return RandomForestRegressor(**params) if CLASSES is None else RandomForestClassifier(**params)
+    params = dict(n_estimators=400, max_features=0.5, n_jobs=2, random_state=42)
+    if CLASSES is None:  # full-grown trees average into smooth values; leaves of 2+ rows give steadier probabilities
+        return RandomForestRegressor(min_samples_leaf=1, **params)
+    return RandomForestClassifier(min_samples_leaf=2, class_weight="balanced" if BALANCE_CLASSES else None, **params)
 
 def predict(model, X):
     """Predictions in the form the metric and the submission need."""
     if PREDICTION == "value":
-        return model.predict(X)
+        return np.clip(np.expm1(model.predict(X)), 0, None) if LOG_TARGET else model.predict(X)
     proba = model.predict_proba(X)
     if PREDICTION == "probability":
         return proba[:, 1]
     return proba if PREDICTION == "class_probabilities" else proba.argmax(axis=1)
 
+def prediction_columns(pred):
+    """One column per TARGET_COLUMNS, as a submission holds them: class labels (not indices) for "label"."""
+    pred = np.asarray(CLASSES)[pred] if PREDICTION == "label" else np.asarray(pred)
+    return pred.reshape(len(pred), -1)
+
 train = pd.read_csv("./input/train.csv").dropna(subset=[TARGET])
 tr, va = split(train)
 levels = category_levels(tr)
-model = new_model().fit(make_features(tr, levels), target(tr))
-val_score = score(target(va), predict(model, make_features(va, levels)))
+model = new_model().fit(make_features(tr, levels), learned(target(tr)))
+val_pred = predict(model, make_features(va, levels))
+val_score = score(target(va), val_pred)
 print(f"Final Validation Performance: {val_score:.6f}")
+val_predictions = pd.DataFrame({"row": va.index})  # row = position in ./input/train.csv
+val_predictions[TARGET_COLUMNS] = prediction_columns(val_pred)
+val_predictions.to_csv("val_predictions.csv", index=False)
 
 if SUBMIT:  # refit on all training rows, then predict the test set
     levels = category_levels(train)
-    model = new_model().fit(make_features(train, levels), target(train))
+    model = new_model().fit(make_features(train, levels), learned(target(train)))
     test = pd.read_csv("./input/test.csv")
-    pred = predict(model, make_features(test, levels))
-    pred = np.asarray(CLASSES)[pred] if PREDICTION == "label" else pred
     submission = pd.DataFrame({ID: test[ID]})
-    submission[TARGET_COLUMNS] = np.asarray(pred).reshape(len(test), -1)
+    submission[TARGET_COLUMNS] = prediction_columns(predict(model, make_features(test, levels)))
     submission.to_csv("submission.csv", index=False)
