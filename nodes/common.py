@@ -68,8 +68,9 @@ def task_header(task: Task, data_summary: str) -> str:
 
 def script_rules(task: Task, ctx: Context) -> str:
     split_note = ("the last 20% by date: this is a forecast" if task.kind == "timeseries"
-                  else "random_state=0" + (", stratified" if task.prediction != "value" else ""))
+                  else "random_state=42" + (", stratified" if task.prediction != "value" else ""))
     return SCRIPT_RULES.format(test_file=task.test_file, split_note=split_note, max_rows=ctx.max_train_rows,
+                               prediction_columns=", ".join(task.target_columns),
                                metric=task.metric, direction=direction(task), timeout_s=ctx.script_timeout_s)
 
 

@@ -44,7 +44,7 @@ def ablate(state: dict, runtime: Runtime[Context]) -> dict:
     try:
         code = ask(ctx, run_id=state["run_id"], node="ablate", role="coder", call_key=key, prompt=prompt,
                    parse=extract_code)
-        study, result = run_with_debugging(ctx, state, code=code, exec_key=key, node="ablate")
+        study, result = run_with_debugging(ctx, state, code=code, exec_key=key, node="ablate", scored=False)
         if study is not None:
             summary = ask(ctx, run_id=state["run_id"], node="ablate", role="reviewer", call_key=f"{key}/summary",
                           prompt=P.ABLATION_SUMMARY.format(metric=task.metric, direction=direction(task),

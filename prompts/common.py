@@ -12,6 +12,9 @@ SCRIPT_RULES = """Rules for the script:
 - Hold out 20% of the training rows for validation ({split_note}); train on the rest, at most {max_rows} rows.
 - Compute {metric} ({direction}) on the validation rows and print it exactly once, as:
   print(f"Final Validation Performance: {{score}}")
+- Save the validation predictions, in the submission's format, to ./val_predictions.csv: a column "row" holding
+  each validation row's index in train.csv (keep the index of pd.read_csv; never reset it), then the columns
+  {prediction_columns}. The score is recomputed from this file.
 - Use only pandas, numpy, scikit-learn and lightgbm. No internet, no installs, no plots, no input().
 - The script must finish within {timeout_s} seconds.
 Answer with ONE complete Python script in a single ```python code block."""

@@ -1,7 +1,8 @@
 """Submit: turn the best solution into a script that predicts the test set."""
 
-SUBMISSION_SCRIPT = """## Job: write the submission script
-{task_header}
+SUBMISSION_SCRIPT = """{task_header}
+
+## Job: write the submission script
 
 Best solution (validation {metric}: {score}):
 ```python
@@ -18,6 +19,8 @@ SUBMISSION_RULES = """Rules for the submission script:
   {submission_columns} and one row per test id.
 - Keep the validation step and print its score exactly once, as:
   print(f"Final Validation Performance: {{score}}")
+- Keep saving the validation predictions to ./val_predictions.csv (column "row" = the validation rows' index in
+  train.csv, then {prediction_columns}).
 - Use only pandas, numpy, scikit-learn and lightgbm. No internet, no installs, no plots, no input().
 - The script must finish within {timeout_s} seconds.
 Answer with ONE complete Python script in a single ```python code block."""

@@ -122,6 +122,9 @@ class ExecutionResult:
     stdout_tail: str
     stderr_tail: str
     isolation: str = ""
+    printed_score: float | None = None   # what the script printed, when the agent recomputed ``score``
+    score_note: str = ""                 # how the score was obtained, or why there is none
+
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -140,6 +143,8 @@ class ExecutionResult:
             stdout_tail=str(d.get("stdout_tail", "")),
             stderr_tail=str(d.get("stderr_tail", "")),
             isolation=str(d.get("isolation", "")),
+            printed_score=None if d.get("printed_score") is None else float(d["printed_score"]),
+            score_note=str(d.get("score_note", "")),
         )
 
     @property

@@ -1,6 +1,6 @@
 """A scripted model that answers badly on purpose: ``scripted:tests.malformed_model:respond``.
 
-`ANSWERS` maps a job (the prompt's first line without "## Job: ") to the answers of its tries: answer i
+`ANSWERS` maps a job (the prompt's "## Job: " line without that prefix) to the answers of its tries: answer i
 is given on try i (the first ask is try 0, each re-ask one more), the last one on every later try. An
 answer is a string or a function of the prompt. Jobs not listed get the well-behaved answers of
 `tests.scripted_model`. Tests set `ANSWERS` with monkeypatch.
@@ -31,6 +31,8 @@ TRUNCATED_JSON = '{"approaches": ["linear", "lightgbm"'
 SCORE_LINE = 'print(f"Final Validation Performance: {val_score:.6f}")'
 NAN_LINE = 'val_score = float("nan")  # malformed: NaN score\n'
 NO_SCORE_LINE = 'print(f"validation: {val_score:.6f}")  # malformed: no score line'
+SAVE_LINE = 'val_predictions.to_csv("val_predictions.csv", index=False)'
+NO_SAVE_LINE = "pass  # malformed: the validation predictions are not saved"
 IDS = "submission = pd.DataFrame({ID: test[ID]})"
 WRONG_IDS = "submission = pd.DataFrame({ID: test[ID] + 100000})  # malformed: wrong ids"
 WRITE = 'submission.to_csv("submission.csv", index=False)'
@@ -40,7 +42,7 @@ WRONG_COLUMNS = 'submission.rename(columns={TARGET_COLUMNS[0]: "prediction"}).to
 def respond(messages: list[BaseMessage]) -> str:
     human = [m.content for m in messages if m.type == "human"]
     prompt, tries = human[0], len(human) - 1
-    job = prompt.splitlines()[0].removeprefix("## Job: ").strip()
+    job = scripted_model.job_of(prompt)
     answers = ANSWERS.get(job)
     if not answers:
         return scripted_model.respond(messages)
@@ -79,6 +81,10 @@ def no_score_line(code: str) -> str:
     return changed(code, SCORE_LINE, NO_SCORE_LINE)
 
 
+def no_predictions(code: str) -> str:
+    return changed(code, SAVE_LINE, NO_SAVE_LINE)
+
+
 def two_blocks(code: str) -> str:
     """A snippet first, then the whole script: the whole script is the answer."""
     return (f"First load the data:\n```python\nimport pandas as pd\ntrain = pd.read_csv('./input/train.csv')\n```\n"
@@ -96,11 +102,13 @@ def submission_script(prompt: str) -> str:
 
 
 def fix(prompt: str) -> str:
-    """The debugger repairs one fault per round: NaN score -> no score line -> fixed; wrong ids -> wrong
-    columns -> fixed. So every fault kind is met once, then the script works."""
+    """The debugger repairs one fault per round: NaN score -> no score line, unsaved predictions -> saved,
+    no score line -> fixed; wrong ids -> wrong columns -> fixed. So every fault kind is met once."""
     code = shown_code(prompt)
     if NAN_LINE in code:
         return fenced(changed(code.replace(NAN_LINE, ""), SCORE_LINE, NO_SCORE_LINE))
+    if NO_SAVE_LINE in code:
+        return fenced(changed(code, NO_SAVE_LINE, SAVE_LINE))
     if NO_SCORE_LINE in code:
         return fenced(changed(code, NO_SCORE_LINE, SCORE_LINE))
     if WRONG_IDS in code:

@@ -161,23 +161,37 @@ def test_empty_answers_exhaust_the_reasks_then_the_catalog_code_runs(tmp_path, a
     assert execution(ctx, "lane0/catalog/linear/d0")["status"] == "ok"
 
 
-def test_nan_score_and_missing_score_line_are_no_score_then_the_catalog_code_runs(tmp_path, answers):
+def test_what_a_script_prints_does_not_score_it_its_saved_predictions_do(tmp_path, answers):
+    """A NaN or a missing score line is a finding, not a failure: the agent recomputes the score itself."""
     ctx = malformed_context(tmp_path, debug_rounds=1)
     state, runtime = prepared(ctx)
     answers["write a solution script"] = [lambda prompt: M.fenced(M.nan_score(M.shown_code(prompt)))]
-    answers["fix a failing script"] = [M.fix]  # the fix trades the NaN for a missing score line
 
     result = evaluate(with_lane(state), runtime)
 
-    nan_run, no_line_run = execution(ctx, "lane0/eval/linear/d0"), execution(ctx, "lane0/eval/linear/d1")
-    assert (nan_run["status"], nan_run["score"]) == ("ok", None)
+    nan_run = execution(ctx, "lane0/eval/linear/d0")
     assert "Final Validation Performance: nan" in nan_run["result"]["stdout_tail"]
-    assert (no_line_run["status"], no_line_run["score"]) == ("ok", None)
-    assert "Final Validation Performance" not in no_line_run["result"]["stdout_tail"]
-    [fix] = calls(ctx, "lane0/eval/linear/fix%")  # debug_rounds=1: one fix, then the lane's fallback
-    assert "printed no valid 'Final Validation Performance: <number>' line" in fix["prompt"]
-    assert result["candidates"][0]["solution"] is None
-    assert result["solution"]["origin"] == "catalog:linear" and result["solution"]["score"] is not None
+    assert nan_run["status"] == "ok" and nan_run["score"] is not None
+    assert nan_run["result"]["printed_score"] is None and "printed None" in nan_run["result"]["score_note"]
+    assert calls(ctx, "lane0/eval/linear/fix%") == []  # nothing to fix
+    assert result["candidates"][0]["solution"]["score"] == nan_run["score"]
+
+
+def test_no_saved_predictions_is_no_score_and_the_debugger_is_told_why(tmp_path, answers):
+    ctx = malformed_context(tmp_path, debug_rounds=1)
+    state, runtime = prepared(ctx)
+    answers["write a solution script"] = [lambda prompt: M.fenced(M.no_predictions(M.shown_code(prompt)))]
+    answers["fix a failing script"] = [M.fix]  # saves them again
+
+    result = evaluate(with_lane(state), runtime)
+
+    unsaved, fixed = execution(ctx, "lane0/eval/linear/d0"), execution(ctx, "lane0/eval/linear/d1")
+    assert "Final Validation Performance" in unsaved["result"]["stdout_tail"]  # it printed a score ...
+    assert (unsaved["status"], unsaved["score"]) == ("ok", None)  # ... which does not count
+    assert "saved no val_predictions.csv" in unsaved["result"]["score_note"]
+    [fix] = calls(ctx, "lane0/eval/linear/fix%")
+    assert "could not be scored: the script saved no val_predictions.csv" in fix["prompt"]
+    assert fixed["score"] is not None and result["candidates"][0]["solution"]["score"] == fixed["score"]
 
 
 # --------------------------------------------------------------------------- JSON answers
@@ -321,10 +335,11 @@ def test_submission_with_wrong_ids_that_the_fix_does_not_repair_falls_back_to_ca
 
 def test_pipeline_with_many_malformed_answers_ends_with_a_valid_submission(tmp_path, answers):
     ctx = malformed_context(tmp_path, num_lanes=1, num_candidates=1, refine_steps=1, inner_steps=1,
-                            ensemble_rounds=0, debug_rounds=2, max_reasks=2)
+                            ensemble_rounds=0, debug_rounds=2, max_reasks=2, floor_approaches=0)
     answers.update({
         "pick model approaches": [M.TRUNCATED_JSON, M.PROSE, M.json_answer(approaches=["linear"])],
-        "write a solution script": [M.PROSE, lambda p: M.two_blocks(M.nan_score(M.without_submit_flag(M.shown_code(p))))],
+        "write a solution script": [M.PROSE, lambda p: M.two_blocks(M.no_predictions(M.nan_score(
+            M.without_submit_flag(M.shown_code(p)))))],
         "fix a failing script": [M.fix],
         "ablation study": [M.EMPTY],
         "choose a code block to improve": [NOT_IN_SCRIPT, ELIDED, M.json_answer(code_block=C_LINE, plan="Use C=0.5.")],
