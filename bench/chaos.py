@@ -56,7 +56,7 @@ SCRIPTED = "scripted:tests.scripted_model:respond"
 # Small but complete: evaluate 2 candidates (one needs the debugger), merge, 1 refinement step of 2 rewrites,
 # submit, record, report: 8 script runs and 14 model calls. concrete: its scripts are the quickest to run.
 SETTINGS = {"num_lanes": 1, "num_candidates": 2, "refine_steps": 1, "inner_steps": 2, "ensemble_rounds": 0,
-            "debug_rounds": 1}
+            "debug_rounds": 1, "floor_approaches": 2}
 TASK = "concrete"
 DEFAULT_SEED = 20261122
 RUN_TIMEOUT_S = 900

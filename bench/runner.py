@@ -68,6 +68,8 @@ class Record:
     notes: str
     jail: str  # how the answers were kept from the system: bwrap | none (warned) | own sandbox
     finished_at: str
+    first_submission_s: float | None = None  # when the system first held a valid submission (if it tells)
+    submissions: list[dict] | None = None  # MLE-STAR's board history: at_s, validation score, source (phase)
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -177,7 +179,8 @@ def grade_attempt(attempt: Attempt, outcome, status: str, wall_s: float, jail: s
         normalised=normalised_score(score, lower, task.reference), wall_s=round(wall_s, 1),
         model_calls=outcome.model_calls, tokens_in=outcome.tokens_in, tokens_out=outcome.tokens_out,
         submission=str(outcome.submission) if outcome.submission else None, problems=problems[:3],
-        notes=outcome.notes, jail=jail, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        notes=outcome.notes, jail=jail, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        first_submission_s=outcome.first_submission_s, submissions=outcome.submissions)
 
 
 def plan(systems: Iterable[str], tasks: list[SuiteTask], seeds: int) -> list[tuple[str, SuiteTask, int]]:
@@ -280,6 +283,20 @@ def _num(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
+def first_submission_lines(records: list[Record]) -> list[str]:
+    """When each attempt first held a valid submission, and which phases improved it (MLE-STAR's board)."""
+    timed = [r for r in records if r.first_submission_s is not None]
+    if not timed:
+        return []
+    lines = ["", "| task | system | seed | first valid submission (s) | board: validation score by phase |",
+             "|---|---|---|---|---|"]
+    for r in sorted(timed, key=lambda r: (r.task, r.system, r.seed)):
+        steps = " -> ".join(f"{h['source']} {_num(h['score'])} @{h['at_s']:.0f}s" for h in r.submissions or []
+                            if h.get("at_s") is not None)
+        lines.append(f"| {r.task} | {r.system} | {r.seed} | {r.first_submission_s:.0f} | {steps} |")
+    return lines
+
+
 def markdown_table(records: list[Record]) -> str:
     lines = ["| task | system | score | medal | valid | wall s | model calls | tokens |",
              "|---|---|---|---|---|---|---|---|"]
@@ -294,6 +311,7 @@ def markdown_table(records: list[Record]) -> str:
     for s in sorted(summaries(records), key=lambda s: -(s.mean_normalised or -1e9)):
         lines.append(f"| {s.system} | {s.attempts} | {s.valid_rate:.0%} | {s.medal_rate:.0%} | "
                      f"{_num(s.mean_normalised, 3)} |")
+    lines += first_submission_lines(records)
     lines += ["", "Normalised score: 0 = trivial baseline, 1 = gold threshold; an invalid submission counts 0."]
     return "\n".join(lines) + "\n"
 

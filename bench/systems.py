@@ -22,14 +22,17 @@ from bench.suite import SuiteTask
 from bench.usage_proxy import UsageProxy
 from graph.context import Context
 from runtime.journal import Journal
+from runtime import board
 from runtime.models import openai_endpoint, parse_model_spec
 from runtime.sandbox import scrubbed_env
 
 BASELINE_SYSTEMS = ("trivial", "lgbm_default", "flaml")
 SYSTEMS = ("mlestar", "aide", *BASELINE_SYSTEMS)
 # Share of the budget MLE-STAR keeps back: after (budget - reserve) it makes no new model call and submits.
-MLESTAR_RESERVE = 0.2
-MIN_RESERVE_S = 45  # the submission script (training on all rows) and its checks
+# Small, since the run's board holds a valid submission from its first minute on: the reserve is only for
+# turning a better solution into a submission before the hard kill.
+MLESTAR_RESERVE = 0.1
+MIN_RESERVE_S = 20
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class Outcome:
     tokens_in: int | None = None
     tokens_out: int | None = None
     notes: str = ""
+    first_submission_s: float | None = None
+    submissions: list[dict] | None = None
 
 
 class System(Protocol):
@@ -130,9 +135,13 @@ class MleStar:
         journal = Journal(journal_path)
         row = journal.get_run(attempt.run_id) or {}
         usage = journal.usage(attempt.run_id)
-        submission = row.get("submission")
+        # The board's file, also when the run was killed before it ended: it always holds the best so far.
+        held = board.current(row["workspace"]) if row.get("workspace") else None
+        submission = Path(row["workspace"]) / board.SUBMISSION if held else row.get("submission")
+        history = held["history"] if held else None
         return Outcome(Path(submission) if submission else None, usage["model_calls"], usage["tokens_in"],
-                       usage["tokens_out"], notes=row.get("stop_reason") or row.get("status") or "")
+                       usage["tokens_out"], notes=row.get("stop_reason") or row.get("status") or "",
+                       first_submission_s=history[0]["at_s"] if history else None, submissions=history)
 
 
 class ServedModel:

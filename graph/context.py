@@ -91,6 +91,11 @@ class Context:
                            "'openai:gpt-4o-mini=0.15/0.60'; layered over built-in OpenAI prices. Local, hf and "
                            "scripted models cost 0 unless priced here.")
     full_data_submission: bool = _f(True, "Train the final model on all training rows before predicting test.")
+    floor_approaches: int = _f(6, "Catalog approaches that run as they are, before the first model call, to put "
+                               "a validated submission on the board within the first minute (0 = no floor).",
+                               0, 20)
+    blend_members: int = _f(12, "Scored solutions (best first) the model-free greedy ensemble may combine from "
+                            "their saved validation predictions (0 = no model-free ensemble).", 0, 100)
     catalog_fallback: bool = _f(True, "When no generated script works, fall back to the catalog's tested example "
                                 "code so that the run still ends with a valid submission.")
     web_search: str = _f("", "Web search for more model approaches, on top of the catalog: '' (off), 'tavily' "

@@ -58,10 +58,10 @@ def after_conclude(state: dict, runtime: Runtime[Context]) -> Literal["ablate", 
     return _refine_or_finish(state, run_context(state, runtime))
 
 
-def after_ensemble(state: dict, runtime: Runtime[Context]) -> Literal["ensemble", "submit"]:
+def after_ensemble(state: dict, runtime: Runtime[Context]) -> Literal["ensemble", "blend"]:
     """Another round while rounds remain, the previous round actually ran and the budget allows."""
     ctx = run_context(state, runtime)
     rounds = state.get("ensemble_rounds", [])
     ran = bool(rounds)
     more = ran and len(rounds) < ctx.ensemble_rounds
-    return "ensemble" if more and not budget_spent(state, ctx) else "submit"
+    return "ensemble" if more and not budget_spent(state, ctx) else "blend"

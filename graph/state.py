@@ -28,18 +28,34 @@ class RunSteering(TypedDict, total=False):
     warm_start: Solution             # the champion run's best solution, evaluated as an extra candidate
 
 
+class FloorResult(TypedDict, total=False):
+    """One catalog approach run as is before any model call (nodes/floor.py)."""
+
+    key: str
+    title: str
+    score: float
+    duration_s: float
+    path: str                        # its attempt folder: validation predictions and a valid submission
+    code: str                        # the validation script (SUBMIT flag off), a lane candidate as it is
+
+
+class FloorInput(TypedDict, total=False):
+    floor: list[FloorResult]         # the floor's scored approaches, in the order they ran
+
+
 class PipelineInput(RunSteering, total=False):
     task_dir: str
     run_id: str
     workspace_dir: str               # where the run's artifacts go (default <workspace_root>/<task>/<run_id>)
 
 
-class PipelineState(PipelineInput, total=False):
+class PipelineState(PipelineInput, FloorInput, total=False):
     task: dict                       # runtime.task.Task.to_dict()
     workspace: str
     input_dir: str
     data_summary: str
     approaches: list[dict]           # retrieved: key, title, description, example_code
+    blend: dict                      # the model-free ensemble selection (nodes/blend.py)
     lane_results: Annotated[list[dict], operator.add]
     ensemble_rounds: list[dict]      # each: round, plan, solution
     best: Solution
@@ -48,7 +64,7 @@ class PipelineState(PipelineInput, total=False):
     stop_reason: str
 
 
-class LaneInput(RunSteering, total=True):
+class LaneInput(RunSteering, FloorInput, total=True):
     lane: int
     run_id: str
     task: dict

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Callable
@@ -9,11 +10,13 @@ from typing import Callable
 from graph.context import Context
 from nodes.common import emit, script_rules, task_header, task_of
 from nodes.llm import ask, time_left
-from prompts.debug import FIX_SCRIPT, NO_SCORE, REFUSED
+from prompts.debug import FIX_SCRIPT, NO_SCORE, NO_PREDICTIONS, REFUSED
 from runtime.journal import open_journal, sha256_text
 from runtime.parsing import AnswerError, extract_code
+from runtime.predictions import PredictionError, recompute_score, scores_agree
 from runtime.sandbox import ExecutionResult, run_script
 from runtime.static_check import check_script
+from runtime.time_plan import expected_script_s
 
 # A check looks at a finished, scored attempt and returns a problem to fix, or None.
 Check = Callable[[ExecutionResult], str | None]
@@ -41,18 +44,43 @@ def script_time_limit(ctx: Context, run_id: str, exec_key: str) -> float:
     return ctx.script_timeout_s if left is None else min(ctx.script_timeout_s, max(0.0, left))
 
 
-def execute(ctx: Context, state: dict, *, code: str, exec_key: str) -> ExecutionResult:
-    """Run `code` once, or return the recorded result of the identical finished run."""
+def rescored(result: ExecutionResult, state: dict) -> ExecutionResult:
+    """The result scored by the agent from the script's saved validation predictions.
+
+    The printed score is kept as `printed_score`; when the two disagree, `score_note` says so (a finding the
+    report shows). Without usable predictions the script has no score, whatever it printed.
+    """
+    if result.status != "ok":
+        return result
+    try:
+        score = recompute_score(task_of(state), state["input_dir"], result.attempt_dir)
+    except PredictionError as exc:
+        return dataclasses.replace(result, score=None, printed_score=result.score, score_note=str(exc))
+    note = ("recomputed from val_predictions.csv" if scores_agree(result.score, score) else
+            f"printed {result.score} but its saved predictions score {score:.6g}: the recomputed score counts")
+    return dataclasses.replace(result, score=score, printed_score=result.score, score_note=note)
+
+
+def execute(ctx: Context, state: dict, *, code: str, exec_key: str, scored: bool = True) -> ExecutionResult:
+    """Run `code` once, or return the recorded result of the identical finished run.
+
+    `scored`: the agent recomputes the score from the script's saved predictions (every script but an
+    ablation study, whose printed findings are its output)."""
     journal = open_journal(ctx.journal_path)
     recorded = journal.find_execution(state["run_id"], exec_key, sha256_text(code))
     if recorded is not None:
         return ExecutionResult.from_dict(recorded)
     folder = attempt_dir(state, exec_key)
     timeout_s = script_time_limit(ctx, state["run_id"], exec_key)
-    if timeout_s <= 0:  # not recorded: resumed with a larger budget, the script runs then
+    expected = (expected_script_s(journal.script_durations(state["run_id"]))
+                if timeout_s < ctx.script_timeout_s else None)  # only when the budget, not the limit, binds
+    if timeout_s <= 0 or (expected is not None and expected > timeout_s):
+        # not recorded: resumed with a larger budget, the script runs then
+        why = ("the run's wall-clock budget (run_time_budget_s) is spent" if timeout_s <= 0 else
+               f"time plan: scripts of this run take about {expected:.0f} s and {timeout_s:.0f} s are left")
         return ExecutionResult(status="timeout", returncode=None, score=None, duration_s=0.0,
                                attempt_dir=str(folder), stdout_tail="", isolation="none",
-                               stderr_tail="not started: the run's wall-clock budget (run_time_budget_s) is spent")
+                               stderr_tail=f"not started: {why}")
     problems = check_script(code) if ctx.static_checks else []
     if problems:
         result = refused(folder, code, problems)
@@ -60,6 +88,7 @@ def execute(ctx: Context, state: dict, *, code: str, exec_key: str) -> Execution
         result = run_script(code, folder, state["input_dir"], timeout_s=timeout_s,
                             memory_mb=ctx.script_memory_mb, isolation=ctx.isolation,
                             max_processes=ctx.script_max_processes, max_file_mb=ctx.script_max_file_mb)
+        result = rescored(result, state) if scored else result
     journal.record_execution(run_id=state["run_id"], lane=state.get("lane", -1), exec_key=exec_key, code=code,
                              code_path=str(folder / "solution.py"), result=result.to_dict())
     return result
@@ -75,24 +104,25 @@ def failure_report(result: ExecutionResult) -> str:
     if result.status == "refused":
         return REFUSED.format(problems=result.stderr_tail)
     if result.status == "ok" and result.score is None:
-        return NO_SCORE
+        return NO_PREDICTIONS.format(problem=result.score_note) if result.score_note else NO_SCORE
     return result.stderr_tail[-2500:] or result.stdout_tail[-1000:] or f"exit code {result.returncode}"
 
 
 def run_with_debugging(ctx: Context, state: dict, *, code: str, exec_key: str, node: str,
                        check: Check | None = None, advisory: Advisory | None = None,
-                       rules: str | None = None) -> tuple[dict | None, ExecutionResult]:
+                       rules: str | None = None, scored: bool = True) -> tuple[dict | None, ExecutionResult]:
     """Run a script; while it fails, ask the coder for a fix (at most ctx.debug_rounds times).
 
     `check` must pass for a scored script to count (e.g. a valid submission). `advisory` findings
     (data leakage, unused data) are sent to the coder too, but when no fix passes them the first scored
     script is kept with its `findings`. `rules` are the script rules the fix must follow (default: a
-    validation script's rules). Returns (solution or None, last result); a solution is {code, score, path}.
+    validation script's rules). `scored`: see `execute`. Returns (solution or None, last result); a solution
+    is {code, score, path}.
     """
     task = task_of(state)
     flagged = None
     for round_ in range(ctx.debug_rounds + 1):
-        result = execute(ctx, state, code=code, exec_key=f"{exec_key}/d{round_}")
+        result = execute(ctx, state, code=code, exec_key=f"{exec_key}/d{round_}", scored=scored)
         problem = failure_report(result) if not result.succeeded else (check(result) if check else None)
         solution = {"code": code, "score": result.score, "path": result.attempt_dir}
         if problem is None and result.succeeded and advisory is not None:

@@ -40,6 +40,12 @@ def catalog_fallback(ctx: Context, state: dict) -> dict | None:
     return None
 
 
+def floor_solutions(state: dict) -> list[dict]:
+    """The floor's results for this lane's approaches, as solutions (they ran before the search: no new run)."""
+    return [{"code": f["code"], "score": f["score"], "path": f["path"], "origin": f"catalog:{f['key']}"}
+            for f in state.get("floor", [])]
+
+
 def evaluate(state: dict, runtime: Runtime[Context]) -> dict:
     ctx = run_context(state, runtime)
     task = task_of(state)
@@ -55,9 +61,12 @@ def evaluate(state: dict, runtime: Runtime[Context]) -> dict:
         candidates.append({"key": "champion", "title": "best solution of the champion run",
                            "solution": solution and {**solution, "origin": "champion"}})
     order = distinct(ranked([c["solution"] for c in candidates], task.lower_is_better))
-    if not order and ctx.catalog_fallback:
+    # The floor's code competes for the lane's starting point only (merging a model-written script into the
+    # catalog code it was adapted from costs a model call and a run for little): the merge queue is unchanged.
+    start = ranked([*order[:1], *floor_solutions(state)], task.lower_is_better)
+    if not start and ctx.catalog_fallback:
         fallback = catalog_fallback(ctx, state)
-        order = [fallback] if fallback else []
-    return {"candidates": candidates, "solution": order[0] if order else {},
+        start = [fallback] if fallback else []
+    return {"candidates": candidates, "solution": start[0] if start else {},
             "merge_queue": order[1:], "merges": [], "step": 0, "ablations": [], "refined_blocks": [],
             "history": []}

@@ -18,6 +18,7 @@ from runtime.journal import open_journal, sha256_text
 from runtime.models import is_local_compute, json_mode, make_chat_model, parse_model_spec, provider_failure
 from runtime.parsing import AnswerError
 from runtime.rate_limit import parse_rate_limits, request_slot
+from runtime.time_plan import expected_call_s, expected_script_s
 
 TIMEOUT_PROVIDERS = ("local", "openai")  # ChatOpenAI: a request takes a timeout
 request_limits = lru_cache(maxsize=8)(parse_rate_limits)
@@ -46,6 +47,23 @@ def time_left(ctx: Context, run_id: str) -> float | None:
         return None
     started = (open_journal(ctx.journal_path).get_run(run_id) or {}).get("started_at")
     return None if started is None else ctx.run_time_budget_s - (time.time() - started)
+
+
+def plan_problem(ctx: Context, run_id: str, role: str, node: str, prompt: str) -> str | None:
+    """Why a new answer should not be asked for: it (and, for the coder, the script it writes) is not
+    expected to finish in what is left of the run's time budget. None without a budget or measurements."""
+    left = time_left(ctx, run_id)
+    if left is None:
+        return None
+    journal = open_journal(ctx.journal_path)
+    call_s = expected_call_s(journal.measured_calls(ctx.role_model(role)), node, prompt)
+    if call_s is None:
+        return None
+    script_s = (expected_script_s(journal.script_durations(run_id)) or 0.0) if role == "coder" else 0.0
+    if call_s + script_s <= left:
+        return None
+    what = f"the {role}'s answer" + (" and its script" if script_s else "")
+    return f"time plan: {what} would take about {call_s + script_s:.0f} s and {max(left, 0):.0f} s are left"
 
 
 def _call(model: Runnable, spec: str, messages: list[BaseMessage], seconds_left: Callable[[], float | None],
@@ -99,7 +117,8 @@ def _answer(ctx: Context, *, run_id: str, node: str, role: str, call_key: str,
     cached = journal.find_answer(run_id, call_key, sha256_text(prompt))
     if cached is not None:
         return cached
-    problem = None if role in UNBUDGETED_ROLES else run_budget_problem(ctx, run_id)
+    problem = None if role in UNBUDGETED_ROLES else (
+        run_budget_problem(ctx, run_id) or plan_problem(ctx, run_id, role, node, prompt))
     if problem:
         raise BudgetExhausted(f"{role} not asked for {call_key}: {problem}")
     spec = ctx.role_model(role)
@@ -113,8 +132,10 @@ def _answer(ctx: Context, *, run_id: str, node: str, role: str, call_key: str,
         text = reply.content if isinstance(reply.content, str) else str(reply.content)
         usage = getattr(reply, "usage_metadata", None) or {}
         tokens_in, tokens_out = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
+        cached = (usage.get("input_token_details") or {}).get("cache_read") or 0
         journal.record_answer(run_id=run_id, node=node, role=role, model=spec, call_key=call_key, prompt=prompt,
                               answer=text, tokens_in=tokens_in, tokens_out=tokens_out, latency_s=latency,
+                              tokens_cached=cached,
                               cost_usd=call_cost(spec, tokens_in, tokens_out, model_prices(ctx.model_prices)))
     return text
 

@@ -111,7 +111,8 @@ def record(state: dict, runtime: Runtime[Context]) -> dict:
         "best_solution": {"code": best[0]["code"], "score": best[0]["score"], "origin": best[0].get("origin")}
         if best else None,
         "best_solution_path": submission.get("script") or (best[0]["path"] if best else None),
-        "submission_path": submission.get("path"), "config": config, "overrides": state.get("overrides") or {},
+        "submission_path": submission.get("path"), "submissions": submission.get("history") or [],
+        "config": config, "overrides": state.get("overrides") or {},
         "goals": state.get("goals") or [], "shaped_by": enhancement,
         "scripts": usage["executions"], "scripts_ok": usage["executions_scored"],
         "lanes": compact_lanes(state.get("lane_results")),

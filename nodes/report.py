@@ -120,6 +120,13 @@ def markdown(report: dict) -> str:
         lines.append(f"| {h['run_index']} | {h['status']} | {md(h.get('stop_reason') or '-')} | "
                      f"{fmt_score(h['best_score'])} | {h['duration_s']:.0f} s | "
                      f"{md(settings(h.get('overrides')))} | {md(goals or '-')} |")
+    lines += ["", "## The submission board", "",
+              "When each run first held a valid submission, and which phase improved it (validation score, time "
+              "since the run started):", ""]
+    for h in state["history"]:
+        steps = " -> ".join(f"{md(x['source'])} {fmt_score(x['score'])} at {x['at_s']:.0f} s"
+                            for x in h.get("submissions") or [] if x.get("at_s") is not None)
+        lines.append(f"- run {h['run_index']}: {steps or 'no submission'}")
     lines += ["", "## Every attempt over time", "",
               "Filled circles were kept (became the lane's solution, or the submission came from the ensemble "
               "round), crosses discarded; failed attempts have no score.", "",

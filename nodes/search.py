@@ -16,10 +16,10 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from graph.context import Context, run_context
-from nodes.common import emit, task_header, task_of
+from nodes.common import emit, fmt_score, task_header, task_of
 from nodes.llm import ask
-from prompts.search import (APPROACHES_SCHEMA, PICK_APPROACHES, PROPOSE_APPROACHES, WEB_APPROACHES_SCHEMA,
-                            WEB_QUERY, WEB_RESULT)
+from prompts.search import (APPROACHES_SCHEMA, FLOOR_NOTE, PICK_APPROACHES, PROPOSE_APPROACHES,
+                            WEB_APPROACHES_SCHEMA, WEB_QUERY, WEB_RESULT)
 from runtime.catalog import Approach, applicable, inspect_columns, is_specialist, render_example
 from runtime.parsing import AnswerError, extract_json
 from runtime.static_check import check_script
@@ -196,7 +196,10 @@ def search(state: dict, runtime: Runtime[Context]) -> dict:
     wanted = min(len(pool), ctx.num_candidates + ctx.num_lanes - 1)
     order = keys
     if len(pool) > ctx.num_candidates:
-        listing = "\n".join(f"- {p['key']}: {p['title']}. {p['description']}" for p in pool)
+        measured = {f["key"]: f["score"] for f in state.get("floor", [])}
+        listing = "\n".join(f"- {p['key']}: {p['title']}. {p['description']}" + (
+            FLOOR_NOTE.format(metric=task.metric, score=fmt_score(measured[p["key"]])) if p["key"] in measured else "")
+            for p in pool)
         prompt = PICK_APPROACHES.format(task_header=task_header(task, state["data_summary"]), options=listing,
                                         m=ctx.num_candidates)
         try:
@@ -222,14 +225,21 @@ def lane_approaches(approaches: list[dict], lane: int, m: int) -> list[dict]:
     return rotated[:m]
 
 
-def fan_out_lanes(state: dict, runtime: Runtime[Context]) -> list[Send]:
-    """One Send per lane. Only lane 0 gets the champion's solution (warm start): the other lanes explore
-    from scratch, so the ensemble still has different solutions to combine."""
-    ctx = run_context(state, runtime)
-    return [Send("lane", {
+def lane_input(state: dict, lane: int, ctx: Context) -> dict:
+    """What lane `lane` starts from: its approaches, the floor's results for them (candidates that need no
+    model call) and, for lane 0 only, the champion's solution (warm start): the other lanes explore from
+    scratch, so the ensemble still has different solutions to combine."""
+    approaches = lane_approaches(state["approaches"], lane, ctx.num_candidates)
+    keys = {a["key"] for a in approaches}
+    return {
         "lane": lane, "run_id": state["run_id"], "task": state["task"], "workspace": state["workspace"],
-        "input_dir": state["input_dir"], "data_summary": state["data_summary"],
-        "approaches": lane_approaches(state["approaches"], lane, ctx.num_candidates),
+        "input_dir": state["input_dir"], "data_summary": state["data_summary"], "approaches": approaches,
+        "floor": [f for f in state.get("floor", []) if f["key"] in keys],
         **{key: state[key] for key in ("overrides", "goals") if state.get(key)},
         **({"warm_start": state["warm_start"]} if lane == 0 and state.get("warm_start") else {}),
-    }) for lane in range(ctx.num_lanes)]
+    }
+
+
+def fan_out_lanes(state: dict, runtime: Runtime[Context]) -> list[Send]:
+    ctx = run_context(state, runtime)
+    return [Send("lane", lane_input(state, lane, ctx)) for lane in range(ctx.num_lanes)]

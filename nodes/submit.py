@@ -14,7 +14,8 @@ from nodes.llm import ask, run_budget_problem
 from nodes.review import ask_person, wants_review
 from prompts.submit import SUBMISSION_PROBLEMS, SUBMISSION_RULES, SUBMISSION_SCRIPT
 from runtime.catalog import applicable, render_example
-from runtime.files import atomic_copy
+from nodes.floor import run_started_at
+from runtime import board
 from runtime.journal import open_journal
 from runtime.parsing import AnswerError, extract_code
 from runtime.task import Task, validate_submission
@@ -45,6 +46,7 @@ def submission_goal(state: dict) -> str:
 
 def submission_rules(task: Task, ctx: Context) -> str:
     return SUBMISSION_RULES.format(test_file=task.test_file, timeout_s=ctx.script_timeout_s,
+                                   prediction_columns=", ".join(task.target_columns),
                                    submission_columns=", ".join([task.id_column, *task.target_columns]))
 
 
@@ -95,17 +97,13 @@ def catalog_submission(ctx: Context, state: dict) -> dict | None:
     return None
 
 
-def publish(csv_path: str | Path, workspace: str) -> str:
-    """Copy a submission CSV to the workspace atomically (a reader never sees half a file)."""
-    return str(atomic_copy(Path(csv_path), Path(workspace) / "submission.csv"))
-
-
-def submission_proposal(final: dict, used: dict) -> dict:
-    csv = Path(final["path"]) / "submission.csv"
+def submission_proposal(workspace: str, held: dict) -> dict:
+    """What the reviewer sees: the board's submission, where it came from and its first lines."""
+    csv = Path(workspace) / board.SUBMISSION
     with open(csv, encoding="utf-8", errors="replace") as f:
         head = [next(f, "").rstrip("\n") for _ in range(PREVIEW_LINES)]
-    return {"submission_csv": str(csv), "script": final["path"], "source": used.get("origin"),
-            "validation_score": used["score"], "preview": [line for line in head if line]}
+    return {"submission_csv": str(csv), "script": str(Path(held["csv"]).parent), "source": held["source"],
+            "validation_score": held["score"], "preview": [line for line in head if line]}
 
 
 def edited_submission_problem(task: Task, edit: dict) -> str | None:
@@ -116,47 +114,68 @@ def edited_submission_problem(task: Task, edit: dict) -> str | None:
     return f"{path} is not a valid submission: {'; '.join(problems)}" if problems else None
 
 
-def submit(state: dict, runtime: Runtime[Context]) -> dict:
-    ctx = run_context(state, runtime)
-    sources = final_candidates(state)[:MAX_SOURCES]
-    final, used = None, None
+def convert_best(ctx: Context, state: dict, held: dict | None) -> tuple[dict | None, dict | None]:
+    """The best solutions that beat the board, turned into a valid submission: (submission, its source).
+
+    A solution no better on validation than what the board holds is not converted: that would cost model
+    calls and script runs for a submission that could not replace the board's.
+    """
+    task = task_of(state)
+    sources = [s for s in final_candidates(state)
+               if held is None or board.beats(s["score"], held["score"], task.lower_is_better)][:MAX_SOURCES]
     model_allowed = run_budget_problem(ctx, state["run_id"]) is None
     for index, source in enumerate(sources):
         final = (flip_submit_flag(ctx, state, source, index, model_allowed=model_allowed)
                  or write_submission_script(ctx, state, source, index))
         if final:
-            used = source
-            break
-    if final is None and ctx.catalog_fallback:
+            return final, source
+    if held is None and ctx.catalog_fallback:
         final = catalog_submission(ctx, state)
-        used = final
-    journal = open_journal(ctx.journal_path)
+        return final, final
+    return None, None
+
+
+def ended(ctx: Context, state: dict, reason: str, event: str) -> dict:
+    open_journal(ctx.journal_path).upsert_run(state["run_id"], status="failed", stop_reason=reason)
+    emit(node="submit", event=event, reason=reason)
+    return {"status": "failed", "stop_reason": reason, "submission": {}}
+
+
+def submit(state: dict, runtime: Runtime[Context]) -> dict:
+    """Offer the best solution's submission to the board, then end the run with what the board holds."""
+    ctx = run_context(state, runtime)
+    task, workspace = task_of(state), state["workspace"]
+    started_at = run_started_at(ctx, state["run_id"])
+    final, used = convert_best(ctx, state, board.current(workspace))
+    if final:
+        score = final["score"] if final.get("score") is not None else used["score"]
+        board.offer(workspace, Path(final["path"]) / board.SUBMISSION, score=score, source=used.get("origin", "?"),
+                    lower_is_better=task.lower_is_better, started_at=started_at)
     budget = run_budget_problem(ctx, state["run_id"])  # budgets only grow: spent now if it cut anything short
-    if final is None:
-        reason = ("no solution produced a valid submission" if sources
+    held = board.current(workspace)
+    if held is None:
+        reason = ("no solution produced a valid submission" if final_candidates(state)
                   else "no generated script produced a validation score")
-        reason = f"{reason} ({budget})" if budget else reason
-        journal.upsert_run(state["run_id"], status="failed", stop_reason=reason)
-        emit(node="submit", event="failed", reason=reason)
-        return {"status": "failed", "stop_reason": reason, "submission": {}}
-    stop_reason, source = budget or "finished", used.get("origin")
+        return ended(ctx, state, f"{reason} ({budget})" if budget else reason, "failed")
+    stop_reason = budget or "finished"
     if wants_review(ctx, "submission"):
-        decision = ask_person("submission", submission_proposal(final, used), EDIT_SUBMISSION,
-                              lambda edit: edited_submission_problem(task_of(state), edit))
+        decision = ask_person("submission", submission_proposal(workspace, held), EDIT_SUBMISSION,
+                              lambda edit: edited_submission_problem(task, edit))
         if decision["action"] == "reject":
-            reason = "the reviewer rejected the submission"
-            journal.upsert_run(state["run_id"], status="failed", stop_reason=reason)
-            emit(node="submit", event="rejected", reason=reason)
-            return {"status": "failed", "stop_reason": reason, "submission": {}}
+            return ended(ctx, state, "the reviewer rejected the submission", "rejected")
         if decision["action"] == "edit":
-            final = {**final, "csv": decision["edit"]["submission_path"]}
-            source = f"reviewer (instead of {source})"
+            board.offer(workspace, decision["edit"]["submission_path"], score=held["score"], force=True,
+                        source=f"reviewer (instead of {held['source']})", lower_is_better=task.lower_is_better,
+                        started_at=started_at)
             stop_reason = f"{stop_reason}; submission replaced by the reviewer"
-    path = publish(final.get("csv") or Path(final["path"]) / "submission.csv", state["workspace"])
-    best = {**used, "submission_score": final["score"]}
-    journal.upsert_run(state["run_id"], status="done", best_score=used["score"], submission=path,
-                       stop_reason=stop_reason)
-    emit(node="submit", event="submitted", path=path, source=source, score=used["score"], stop_reason=stop_reason)
+            held = board.current(workspace)
+    path = str(Path(workspace) / board.SUBMISSION)
+    open_journal(ctx.journal_path).upsert_run(state["run_id"], status="done", best_score=held["score"],
+                                              submission=path, stop_reason=stop_reason)
+    emit(node="submit", event="submitted", path=path, source=held["source"], score=held["score"],
+         stop_reason=stop_reason)
+    best = {**used, "submission_score": final["score"]} if used and held["source"] == used.get("origin") else {
+        "score": held["score"], "origin": held["source"], "path": str(Path(held["csv"]).parent)}
     return {"status": "done", "stop_reason": stop_reason, "best": best,
-            "submission": {"path": path, "source": source, "script": final["path"],
-                           "validation_score": used["score"]}}
+            "submission": {"path": path, "source": held["source"], "script": str(Path(held["csv"]).parent),
+                           "validation_score": held["score"], "history": held["history"]}}

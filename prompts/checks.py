@@ -1,7 +1,8 @@
 """Checks: a reviewer model looks for data leakage and for provided data the script ignores."""
 
-LEAKAGE_REVIEW = """## Job: check a validation script for data leakage
-{task_header}
+LEAKAGE_REVIEW = """{task_header}
+
+## Job: check a validation script for data leakage
 
 This script trains a model and prints its validation score:
 ```python
@@ -13,8 +14,9 @@ validation rows reused for training. Early stopping on the validation rows is al
 
 Answer JSON only: {{"leakage": true or false, "explanation": "<where and how to fix it, one or two sentences>"}}"""
 
-USAGE_REVIEW = """## Job: check that a script uses the provided data
-{task_header}
+USAGE_REVIEW = """{task_header}
+
+## Job: check that a script uses the provided data
 
 This script trains a model:
 ```python

@@ -8,8 +8,9 @@ probabilities, or stacking). Answer with the plan only, in one or two sentences.
 
 DEFAULT_FOCUS = "Start simple: an average of the solutions' predictions."
 
-IMPLEMENT_ENSEMBLE = """## Job: implement an ensemble
-{task_header}
+IMPLEMENT_ENSEMBLE = """{task_header}
+
+## Job: implement an ensemble
 
 {solutions}
 Ensemble plan: {plan}

@@ -1,7 +1,8 @@
 """Evaluate: write the first script for one retrieved approach."""
 
-FIRST_SCRIPT = """## Job: write a solution script
-{task_header}
+FIRST_SCRIPT = """{task_header}
+
+## Job: write a solution script
 
 Approach: {title}. {approach_description}
 Example code for this approach (adapt it to the task; keep what works):

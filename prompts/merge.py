@@ -1,7 +1,8 @@
 """Merge: integrate the next-best candidate into the current solution."""
 
-MERGE_SCRIPT = """## Job: merge two solutions
-{task_header}
+MERGE_SCRIPT = """{task_header}
+
+## Job: merge two solutions
 
 Current solution (validation {metric}: {base_score}):
 ```python

@@ -1,7 +1,8 @@
 """Refine: ablation study, its summary, choosing a code block, rewriting it, planning the next rewrite."""
 
-ABLATION_SCRIPT = """## Job: ablation study
-{task_header}
+ABLATION_SCRIPT = """{task_header}
+
+## Job: ablation study
 
 Current solution:
 ```python
@@ -40,8 +41,9 @@ REFINED_NOTE = """Blocks already improved (choose a different one):
 {blocks}
 """
 
-REWRITE_BLOCK = """## Job: rewrite a code block
-{task_header}
+REWRITE_BLOCK = """{task_header}
+
+## Job: rewrite a code block
 
 Full script, for context:
 ```python

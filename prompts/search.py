@@ -1,13 +1,17 @@
 """Search: pick the most promising approaches for the task from the catalog (and, when configured, the web)."""
 
-PICK_APPROACHES = """## Job: pick model approaches
-{task_header}
+PICK_APPROACHES = """{task_header}
+
+## Job: pick model approaches
 
 Candidate approaches:
 {options}
 
 Which {m} approaches are most likely to score best on this task? Answer JSON only:
 {{"approaches": ["key1", "key2"]}} using the keys above, best first."""
+
+# Appended to an approach whose catalog code already ran on this task (the floor).
+FLOOR_NOTE = " Its tested code, run as is on this task: validation {metric} {score}."
 
 # JSON schema of the answer, for providers that constrain decoding to it (structured output).
 APPROACHES_SCHEMA = {"type": "object", "properties": {"approaches": {"type": "array", "items": {"type": "string"}}},
@@ -20,8 +24,9 @@ WEB_QUERY = "best machine learning model for {problem} on {data}, {metric} metri
 WEB_RESULT = """[{number}] {title} {url}
     {snippet}"""
 
-PROPOSE_APPROACHES = """## Job: propose approaches from web results
-{task_header}
+PROPOSE_APPROACHES = """{task_header}
+
+## Job: propose approaches from web results
 
 Web search results for "{query}":
 {results}

@@ -29,7 +29,7 @@ RUNS = "runs"
 META_RUNS = "meta_runs"
 WHERE_RUN = "(run_id = ? or run_id like ? || '-run%')"
 # Columns newer than the first journals: (table, column, type), added to an existing database on open.
-ADDED_COLUMNS = [(MODEL_CALLS, "cost_usd", float)]
+ADDED_COLUMNS = [(MODEL_CALLS, "cost_usd", float), (MODEL_CALLS, "tokens_cached", int)]
 # Usage by role or by phase: the grouping column and the order of its rows.
 USAGE_GROUPS = {"role": "role", "phase": "node"}
 # The look-ups that make resumed nodes re-use finished work (the names sqlite-utils gives them by default).
@@ -97,7 +97,7 @@ class Journal:
                 "id": int, "run_id": str, "node": str, "role": str, "model": str,
                 "call_key": str, "prompt_sha": str, "prompt": str, "answer": str,
                 "tokens_in": int, "tokens_out": int, "latency_s": float, "cost_usd": float,
-                "created_at": float, "reused": int,
+                "tokens_cached": int, "created_at": float, "reused": int,
             },
             pk="id", if_not_exists=True,
         )
@@ -141,14 +141,16 @@ class Journal:
 
     def record_answer(self, *, run_id: str, node: str, role: str, model: str, call_key: str,
                       prompt: str, answer: str, tokens_in: int, tokens_out: int,
-                      latency_s: float, cost_usd: float | None = None) -> None:
-        """One finished call; `cost_usd` None means the model's price is unknown."""
+                      latency_s: float, cost_usd: float | None = None, tokens_cached: int = 0) -> None:
+        """One finished call; `cost_usd` None means the model's price is unknown; `tokens_cached`: prompt
+        tokens the server took from its prompt cache (as it reports them; 0 when it does not)."""
         with self._lock:
             self.db[MODEL_CALLS].insert({
                 "run_id": run_id, "node": node, "role": role, "model": model,
                 "call_key": call_key, "prompt_sha": sha256_text(prompt), "prompt": prompt,
                 "answer": answer, "tokens_in": tokens_in, "tokens_out": tokens_out,
-                "latency_s": round(latency_s, 3), "cost_usd": cost_usd, "created_at": time.time(), "reused": 0,
+                "latency_s": round(latency_s, 3), "cost_usd": cost_usd, "tokens_cached": tokens_cached,
+                "created_at": time.time(), "reused": 0,
             })
 
     def run_usage(self, run_id: str) -> RunUsage:
@@ -168,7 +170,22 @@ class Journal:
                 [model_pattern, since]).fetchone()
         return count, oldest
 
+    def measured_calls(self, model: str, limit: int = 60) -> list[tuple[int, int, float, str]]:
+        """(tokens_in, tokens_out, latency_s, node) of the model's latest calls on this machine, any run:
+        what the time plan learns the model's speed from. Answers without token counts tell nothing."""
+        with self._lock:
+            return self.db.execute(
+                f"select tokens_in, tokens_out, latency_s, node from {MODEL_CALLS} where model = ? and "
+                f"latency_s > 0 and tokens_out > 0 order by id desc limit ?", [model, limit]).fetchall()
+
     # -- script executions ---------------------------------------------------------------------
+
+    def script_durations(self, run_id: str) -> list[float]:
+        """Wall-clock seconds of this run's scripts that finished with a score."""
+        with self._lock:
+            return [row[0] for row in self.db.execute(
+                f"select duration_s from {EXECUTIONS} where run_id = ? and status = 'ok' and score is not null",
+                [run_id]).fetchall()]
 
     def find_execution(self, run_id: str, exec_key: str, code_sha: str) -> dict | None:
         with self._lock:

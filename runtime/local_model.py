@@ -208,6 +208,26 @@ def _http_ok(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+THREADS_ENV = "MLESTAR_LOCAL_THREADS"  # a fixed number of inference threads, instead of the free cores
+
+
+def free_cores(sample_s: float = 0.5) -> int:
+    """Cores not busy with other work right now (at least 1); ``MLESTAR_LOCAL_THREADS`` overrides.
+
+    llama.cpp's threads wait for each other at every step: with a thread on a core that another process
+    keeps busy, the whole answer slows to that thread's pace (2 threads on 2 cores with one busy answered
+    at 7-8 tokens/s, 1 thread at 14.7, the quiet machine at 22-24; bench/model_threads.py).
+    """
+    fixed = os.environ.get(THREADS_ENV, "").strip()
+    if fixed:
+        return max(1, int(fixed))
+    import psutil
+
+    total = os.cpu_count() or 1
+    busy = psutil.cpu_percent(interval=sample_s) * total / 100
+    return max(1, total - int(busy + 0.4))  # a core counts as busy from 60 % use
+
+
 class LocalModelServer:
     """llama.cpp's OpenAI-compatible server for one GGUF file, running inside this process.
 
@@ -225,7 +245,7 @@ class LocalModelServer:
     ) -> None:
         self.gguf_path = Path(gguf_path)
         self.n_ctx = n_ctx
-        self.n_threads = n_threads or os.cpu_count() or 1
+        self.n_threads = n_threads or free_cores()
         self.startup_timeout_s = startup_timeout_s
         self.port: int | None = None
         self._server = None

@@ -12,11 +12,12 @@ SCRIPTED = "scripted:tests.scripted_model:respond"
 
 
 def scripted_context(tmp_path: Path, **overrides) -> Context:
-    """A small, fast configuration that still exercises every phase (2 lanes, merge, T=1, K=2, R=1)."""
+    """A small, fast configuration that still exercises every phase (floor of 2 catalog approaches, 2 lanes,
+    merge, T=1, K=2, R=1, blend)."""
     settings = dict(
         coder_model=SCRIPTED, planner_model=SCRIPTED, reviewer_model=SCRIPTED, enhancer_model=SCRIPTED,
         num_lanes=2, num_candidates=2, refine_steps=1, inner_steps=2, ensemble_rounds=1, debug_rounds=1,
-        script_timeout_s=120, workspace_root=str(tmp_path / "workspace"),
+        floor_approaches=2, script_timeout_s=120, workspace_root=str(tmp_path / "workspace"),
         journal_path=str(tmp_path / "journal.db"))
     settings.update(overrides)
     return Context(**settings)

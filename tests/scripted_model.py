@@ -36,6 +36,15 @@ ENHANCEMENT = {
 }
 
 
+JOB = re.compile(r"^## Job: (.+)$", re.M)
+
+
+def job_of(prompt: str) -> str:
+    """The job a prompt asks for: its "## Job: ..." line (after the task header, which is a stable prefix)."""
+    match = JOB.search(prompt)
+    return match.group(1).strip() if match else prompt.splitlines()[0].strip()
+
+
 def code_blocks(text: str) -> list[str]:
     return FENCE.findall(text)
 
@@ -77,7 +86,7 @@ def tweak(block: str, attempt: int) -> str:
 def respond(messages: list[BaseMessage]) -> str:
     human = [m.content for m in messages if m.type == "human"]
     prompt, tries = human[0], len(human) - 1
-    job = prompt.splitlines()[0].removeprefix("## Job: ").strip()
+    job = job_of(prompt)
     maybe_crash(job)
     if job == "pick model approaches":
         keys = re.findall(r"^- (\w+):", prompt, re.M)

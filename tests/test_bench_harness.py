@@ -90,8 +90,8 @@ def test_visible_copy_holds_no_answers(suite, tmp_path):
 
 
 def test_mlestar_stops_asking_the_model_before_the_hard_kill():
-    assert mlestar_soft_budget(1200) == 960
-    assert mlestar_soft_budget(100) == 55  # at least 45 s kept back
+    assert mlestar_soft_budget(1200) == 1080
+    assert mlestar_soft_budget(100) == 80  # at least 20 s kept back
     assert mlestar_soft_budget(40) == 20  # never more than half
 
 

@@ -97,7 +97,7 @@ def test_routing_skips_model_work_once_the_budget_is_spent(tmp_path):
     assert routing.after_conclude(lane, rt) == "finish_lane"
     assert routing.after_ensemble({"run_id": "b", "ensemble_rounds": [{}]},
                                   SimpleNamespace(context=scripted_context(tmp_path, max_model_calls=1,
-                                                                           ensemble_rounds=3))) == "submit"
+                                                                           ensemble_rounds=3))) == "blend"
     assert routing.after_evaluate({**lane, "run_id": "other"}, rt) == "merge"  # budgets are per run
 
 
@@ -205,7 +205,7 @@ def test_cli_status_and_report_show_usage_per_role_and_phase_and_the_stop_reason
     assert journal.usage("cost-1")["model_calls"] == 4
     report = (tmp_path / "ws" / "titanic" / "cost-1" / "report.md").read_text()
     assert "## Model usage and cost" in report and "| planner |" in report and "| evaluate |" in report
-    assert report.count("| total | 4 |") == 2  # the role table and the phase table
+    assert report.count("| total | 4 |") == 3  # the role and phase cost tables, and the time table (4 calls)
     assert "budget: 4 model calls reached" in report
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from nodes.submit import publish
+from runtime import board
 from runtime.files import NotRegularFile
 from runtime.sandbox import run_script
 from runtime.static_check import check_script
@@ -89,7 +89,8 @@ def test_submission_symlink_to_the_answers_is_refused_not_published(backend: str
     [problem] = validate_submission(task, attempt / "submission.csv")
     assert "is a link or special file" in problem
     with pytest.raises(NotRegularFile):
-        publish(str(attempt), str(tmp_path / "workspace"))
+        board.offer(tmp_path / "workspace", attempt / "submission.csv", score=1.0, source="attacker",
+                    lower_is_better=False)
     assert not (tmp_path / "workspace" / "submission.csv").exists()
 
 

@@ -302,3 +302,21 @@ def test_local_model_smoke_json():
     assert isinstance(data, dict) and data
     assert answer.usage_metadata and answer.usage_metadata["output_tokens"] > 0
     print(f"local smoke test: {time.monotonic() - started:.1f}s, answer {data}")
+
+
+def test_the_local_model_leaves_a_busy_core_to_its_user(monkeypatch):
+    """Inference threads = the cores free when the server starts: a thread on a busy core stalls them all."""
+    import os
+    import subprocess
+    import sys
+
+    monkeypatch.delenv(local_model.THREADS_ENV, raising=False)
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        assert local_model.free_cores(sample_s=1.0) < (os.cpu_count() or 1) or os.cpu_count() == 1
+    finally:
+        spinner.kill()
+        spinner.wait()
+    monkeypatch.setenv(local_model.THREADS_ENV, "3")
+    assert local_model.free_cores() == 3

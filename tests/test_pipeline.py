@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from graph.checkpoint import open_checkpointer
 from graph.pipeline import build_graph
+from runtime import board
 from runtime.journal import open_journal
+from runtime.predictions import recompute_score
 from runtime.task import grade_submission, load_task
 from tests.conftest import EXAMPLES
 
@@ -47,7 +50,12 @@ def test_end_to_end_titanic_submission_beats_trivial(ctx, tmp_path):
         assert len(step["attempts"]) == 2  # K inner rewrites, each scored
         assert all(a["score"] is not None for a in step["attempts"])
     assert len(state["ensemble_rounds"]) == 1 and state["ensemble_rounds"][0]["score"] is not None
-    assert state["submission"]["script"].endswith("submit_s0_flag_d0")  # the catalog SUBMIT flag was set
+    # the board holds the best validated submission: the floor's, unless a solution beat it on validation
+    scored = [f["score"] for f in state["floor"]] + [r["solution"]["score"] for r in lanes]
+    scored += [x["score"] for x in state["ensemble_rounds"] if x["score"] is not None]
+    assert state["submission"]["validation_score"] == max(scored)
+    history = state["submission"]["history"]
+    assert history[0]["source"].startswith("floor:") and history[0]["at_s"] < 60
 
     journal = open_journal(ctx.journal_path)
     statuses = [r["status"] for r in journal.db["executions"].rows]
@@ -79,3 +87,36 @@ def test_crash_inside_a_node_resumes_without_redoing_finished_work(ctx, tmp_path
     usage = journal.usage("crash")
     assert usage["executions_reused"] >= 1  # the interrupted node found its finished script runs
     assert usage["answers_reused"] >= 1
+
+
+def test_a_run_killed_right_after_the_floor_leaves_a_valid_submission(ctx, tmp_path, monkeypatch):
+    crash_dir = tmp_path / "crash"
+    crash_dir.mkdir()
+    (crash_dir / "pick_model_approaches").touch()  # the first model call of the run raises once
+    monkeypatch.setenv("SCRIPTED_CRASH_DIR", str(crash_dir))
+
+    with pytest.raises(RuntimeError, match="scripted crash"):
+        run_pipeline(ctx, tmp_path, run_id="floor")
+    journal = open_journal(ctx.journal_path)
+    workspace = Path(journal.get_run("floor")["workspace"])
+    assert journal.db["model_calls"].count_where("run_id = 'floor'") == 0  # the floor needs no model
+    grade = grade_submission(load_task(EXAMPLES / "titanic"), workspace / "submission.csv")
+    assert grade.valid, grade.problems
+    assert grade.score > BASELINES["titanic"]["trivial"] + 0.1
+    held = board.current(workspace)
+    assert held["source"].startswith("floor:") and held["history"][0]["at_s"] is not None
+
+    state = run_pipeline(ctx, tmp_path, run_id="floor", graph_input=None)  # resumes: floor scripts re-used
+    assert state["status"] == "done"
+    assert duplicated(journal, "executions", "run_id, exec_key, code_sha") == []
+    assert state["submission"]["validation_score"] >= held["score"]  # the board only ever improves
+
+
+def test_the_blend_runs_over_the_floor_and_the_lanes_without_a_model(ctx, tmp_path):
+    state = run_pipeline(ctx, tmp_path, run_id="blend")
+    journal = open_journal(ctx.journal_path)
+    assert journal.db["model_calls"].count_where("node = 'blend'") == 0
+    record = state["blend"]
+    # titanic's accuracy: no vote of these solutions beats the best one on the selection half, so none is made
+    assert not record["accepted"] and "no addition improved" in record["reason"]
+    assert {f"catalog:{f['key']}" for f in state["floor"]} <= set(record["members"])

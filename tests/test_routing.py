@@ -37,9 +37,9 @@ def test_inner_and_outer_refinement_loops():
 
 
 def test_after_ensemble():
-    assert routing.after_ensemble({"ensemble_rounds": []}, rt(ensemble_rounds=3)) == "submit"  # skipped
+    assert routing.after_ensemble({"ensemble_rounds": []}, rt(ensemble_rounds=3)) == "blend"  # skipped
     assert routing.after_ensemble({"ensemble_rounds": [{}]}, rt(ensemble_rounds=3)) == "ensemble"
-    assert routing.after_ensemble({"ensemble_rounds": [{}, {}, {}]}, rt(ensemble_rounds=3)) == "submit"
+    assert routing.after_ensemble({"ensemble_rounds": [{}, {}, {}]}, rt(ensemble_rounds=3)) == "blend"
 
 
 def test_score_comparisons_treat_missing_scores_as_no_score():
