@@ -104,6 +104,21 @@ def endpoint_for(spec: str) -> Endpoint:
                      f"openai:MODEL[@URL], or leave aide out with --systems.")
 
 
+def run_board(journal: Journal, run_id: str, submission: str | None) -> tuple[dict | None, str | None]:
+    """The submission board of a run's pipeline runs (<run_id>-run<k>): the one that holds the run's final
+    submission, else the latest with a submission, also when the run was killed before it ended."""
+    boards = []
+    for k in range(1000):
+        row = journal.get_run(f"{run_id}-run{k}")
+        if row is None:
+            break
+        held = board.current(row["workspace"]) if row.get("workspace") else None
+        if held:
+            boards.append((held, row["workspace"]))
+    final = [b for b in boards if submission and Path(submission).parent == Path(b[1])]
+    return (final or boards or [(None, None)])[-1]
+
+
 def mlestar_soft_budget(budget_s: float) -> int:
     """When MLE-STAR stops asking the model, so that it submits before the hard wall-clock kill."""
     reserve = max(MIN_RESERVE_S, MLESTAR_RESERVE * budget_s)
@@ -135,9 +150,8 @@ class MleStar:
         journal = Journal(journal_path)
         row = journal.get_run(attempt.run_id) or {}
         usage = journal.usage(attempt.run_id)
-        # The board's file, also when the run was killed before it ended: it always holds the best so far.
-        held = board.current(row["workspace"]) if row.get("workspace") else None
-        submission = Path(row["workspace"]) / board.SUBMISSION if held else row.get("submission")
+        held, workspace = run_board(journal, attempt.run_id, row.get("submission"))
+        submission = Path(workspace) / board.SUBMISSION if held else row.get("submission")
         history = held["history"] if held else None
         return Outcome(Path(submission) if submission else None, usage["model_calls"], usage["tokens_in"],
                        usage["tokens_out"], notes=row.get("stop_reason") or row.get("status") or "",

@@ -426,7 +426,7 @@ def bench(
         chosen, close = make_systems([s.strip() for s in systems.split(",") if s.strip()], model, set_)
     except (ValueError, TaskError, FileNotFoundError) as exc:
         fail(str(exc))
-    out = out or Path("bench/results") / f"suite-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = (out or Path("bench/results") / f"suite-{time.strftime('%Y%m%d-%H%M%S')}").resolve()  # systems run elsewhere
     out.mkdir(parents=True, exist_ok=True)
     (out / "command.txt").write_text(" ".join(["mlestar", *sys.argv[1:]]) + "\n")
     console.print(f"Suite {suite_dir}: {len(suite)} task(s) x {len(chosen)} system(s) x {seeds} seed(s), "

@@ -102,11 +102,11 @@ def submission_script(prompt: str) -> str:
 
 
 def fix(prompt: str) -> str:
-    """The debugger repairs one fault per round: NaN score -> no score line, unsaved predictions -> saved,
-    no score line -> fixed; wrong ids -> wrong columns -> fixed. So every fault kind is met once."""
+    """The debugger repairs one fault per round, in this order: a NaN score, unsaved predictions, a missing
+    score line; wrong ids -> wrong columns -> fixed."""
     code = shown_code(prompt)
     if NAN_LINE in code:
-        return fenced(changed(code.replace(NAN_LINE, ""), SCORE_LINE, NO_SCORE_LINE))
+        return fenced(code.replace(NAN_LINE, ""))
     if NO_SAVE_LINE in code:
         return fenced(changed(code, NO_SAVE_LINE, SAVE_LINE))
     if NO_SCORE_LINE in code:

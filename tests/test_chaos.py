@@ -89,7 +89,7 @@ def test_two_runs_on_one_checkpoint_database_and_journal_at_once(tmp_path):
     runs = {"twin-a": "concrete", "twin-b": "penguins"}
     procs = {rid: launch(run_command(paths, task, rid, SMALL), paths.logs / f"{rid}.log") for rid, task in runs.items()}
     deadline = time.monotonic() + 300
-    while execution_rows(paths, "twin-a") < 1:
+    while execution_rows(paths, "twin-a") < 2:  # the floor's script, then the lane's first: mid-node
         assert procs["twin-a"].poll() is None, tail(paths.logs / "twin-a.log")
         assert time.monotonic() < deadline
         time.sleep(0.05)

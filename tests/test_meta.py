@@ -33,7 +33,9 @@ def prompts(journal, run_id, node):
 
 
 def test_three_runs_steered_by_the_enhancer(tmp_path):
-    ctx = meta_context(tmp_path)
+    # No floor: its catalog code would hold the board, and submit asks the coder only for a solution that
+    # beats the board, so the submission goal's prompt would not be written.
+    ctx = meta_context(tmp_path, floor_approaches=0)
     _, _, state = invoke(ctx, tmp_path, "m1")
 
     history = state["history"]
@@ -68,7 +70,8 @@ def test_three_runs_steered_by_the_enhancer(tmp_path):
 
 
 def test_crash_in_run_1_resumes_and_a_finished_thread_extends(tmp_path, monkeypatch):
-    ctx = meta_context(tmp_path, num_runs=2, num_lanes=1, ensemble_rounds=0)
+    # No floor: run 1 must ask for a submission script (see test_three_runs_steered_by_the_enhancer)
+    ctx = meta_context(tmp_path, num_runs=2, num_lanes=1, ensemble_rounds=0, floor_approaches=0)
     crash_dir = tmp_path / "crash"
     crash_dir.mkdir()
     monkeypatch.setenv("SCRIPTED_CRASH_DIR", str(crash_dir))
