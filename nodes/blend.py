@@ -23,14 +23,12 @@ from nodes.debug import attempt_dir, execute
 from nodes.ensemble import final_candidates
 from nodes.evaluate import floor_solutions
 from nodes.floor import run_started_at
+from nodes.submit import FLAG_OFF, FLAG_ON
 from runtime import board
 from runtime.ensemble_selection import Selection, blend as blend_arrays, select_ensemble
 from runtime.files import atomic_write_text
 from runtime.predictions import ROW, VAL_FILE, PredictionError, Predictions, read_predictions
 from runtime.task import Task, read_csv, validate_submission
-
-FLAG_OFF, FLAG_ON = "SUBMIT = False", "SUBMIT = True"
-
 
 def members_of(state: dict, limit: int) -> list[dict]:
     """Scored solutions with distinct code, best first: the floor's, the lanes' and the ensemble rounds'."""
