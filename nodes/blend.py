@@ -22,7 +22,7 @@ from nodes.common import distinct, emit, ranked, task_of
 from nodes.debug import attempt_dir, execute
 from nodes.ensemble import final_candidates
 from nodes.evaluate import floor_solutions
-from nodes.floor import run_started_at
+from nodes.llm import run_started_at
 from nodes.submit import FLAG_OFF, FLAG_ON
 from runtime import board
 from runtime.ensemble_selection import Selection, blend as blend_arrays, select_ensemble

@@ -17,19 +17,14 @@ from langgraph.runtime import Runtime
 from graph.context import Context, run_context
 from nodes.common import emit, task_of
 from nodes.debug import execute
-from nodes.llm import time_left
+from nodes.llm import run_started_at, time_left
 from runtime import board
 from runtime.catalog import applicable, render_example
-from runtime.journal import open_journal
 from runtime.task import validate_submission
 
 #: After the first floor script, another one starts only if its expected time is at most this share of
 #: what is left of the run's time budget: the floor is the start of the run, not all of it.
 FLOOR_SHARE = 0.4
-
-
-def run_started_at(ctx: Context, run_id: str) -> float | None:
-    return (open_journal(ctx.journal_path).get_run(run_id) or {}).get("started_at")
 
 
 def fits(durations: list[float], left: float | None) -> bool:

@@ -41,11 +41,16 @@ def chat_model(spec: str, temperature: float, max_tokens: int, timeout_s: float,
                            retries=retries, hf_quantization=hf_quantization)
 
 
+def run_started_at(ctx: Context, run_id: str) -> float | None:
+    """When pipeline run `run_id` started (epoch seconds), as the journal recorded it."""
+    return (open_journal(ctx.journal_path).get_run(run_id) or {}).get("started_at")
+
+
 def time_left(ctx: Context, run_id: str) -> float | None:
     """Seconds left of the run's wall-clock budget (None: no time budget)."""
     if not ctx.run_time_budget_s:
         return None
-    started = (open_journal(ctx.journal_path).get_run(run_id) or {}).get("started_at")
+    started = run_started_at(ctx, run_id)
     return None if started is None else ctx.run_time_budget_s - (time.time() - started)
 
 

@@ -10,11 +10,10 @@ from graph.context import Context, run_context
 from nodes.common import emit, fmt_score, task_header, task_of
 from nodes.debug import run_with_debugging
 from nodes.ensemble import final_candidates
-from nodes.llm import ask, run_budget_problem
+from nodes.llm import ask, run_budget_problem, run_started_at
 from nodes.review import ask_person, wants_review
 from prompts.submit import SUBMISSION_PROBLEMS, SUBMISSION_RULES, SUBMISSION_SCRIPT
 from runtime.catalog import applicable, render_example
-from nodes.floor import run_started_at
 from runtime import board
 from runtime.journal import open_journal
 from runtime.parsing import AnswerError, extract_code
