@@ -10,6 +10,7 @@ thread's own UUID as its name.
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,6 +20,7 @@ import aiosqlite
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+from graph.context import ConfigError
 from runtime.journal import connect_wal
 
 DEFAULT_CHECKPOINTS = "checkpoints/checkpoints.db"
@@ -39,10 +41,35 @@ def checkpoints_path(path: str | Path | None = None) -> Path:
     return Path(path or os.environ.get(CHECKPOINTS_ENV) or DEFAULT_CHECKPOINTS)
 
 
+class CheckpointError(ConfigError):
+    """The checkpoint database cannot be used; the message names the file and the way out."""
+
+
+def damage(path: Path) -> str | None:
+    """What SQLite finds wrong with the file (None: nothing). `quick_check` reads every page once."""
+    try:
+        conn = connect_wal(path)
+        try:
+            verdict = conn.execute("PRAGMA quick_check").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    return None if verdict == "ok" else verdict
+
+
 def open_checkpointer(path: str | Path | None = None) -> SqliteSaver:
-    """A SqliteSaver usable from the graph's worker threads, patient with a second writer (busy timeout)."""
+    """A SqliteSaver usable from the graph's worker threads, patient with a second writer (busy timeout).
+    A damaged file is refused with CheckpointError before anything reads or writes it."""
     path = checkpoints_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    problem = damage(path)
+    if problem:
+        raise CheckpointError(
+            f"The checkpoint database {path} is damaged ({problem}). Nothing finished is lost: every model answer "
+            f"and script result is in the journal. Move the file away (mv {path} {path}.damaged) and run "
+            f"`mlestar resume RUN_ID` again: the run is rebuilt in a new checkpoint file from the journal, "
+            f"without asking the model or running a script again for anything that had finished.")
     return SqliteSaver(connect_wal(path))
 
 

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -17,7 +18,7 @@ from rich.markdown import Markdown
 from rich.markup import escape
 from rich.table import Column, Table
 
-from graph.checkpoint import checkpoints_path
+from graph.checkpoint import CheckpointError, checkpoints_path
 from graph.client import ClientError, MleStar, RunResult, model_settings, new_run_id
 from graph.context import ConfigError, Context, load_config_file
 from graph.progress import Progress
@@ -69,23 +70,39 @@ def role_models(items: list[str]) -> dict[str, str]:
 
 
 def client(checkpoints: Path | None, journal: str | Path, run_id: str) -> MleStar:
-    """A client that shows the run's progress live."""
+    """A client that shows the run's progress live and stops at once on Ctrl-C."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     progress = Progress(console, run_id)
-    return MleStar(checkpoints, journal, on_event=progress.handle)
+    agent = MleStar(checkpoints, journal, on_event=progress.handle,
+                    on_interrupt=lambda stopped: stop_now(agent, stopped))
+    return agent
+
+
+def stop_now(agent: MleStar, run_id: str) -> None:
+    """Ctrl-C: kill every script, mark the run interrupted and exit, without waiting for running nodes
+    (the checkpoints and the journal hold everything finished; `resume` redoes the rest)."""
+    for child in psutil.Process().children(recursive=True):
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
+    agent.mark_interrupted(run_id)
+    console.print(f"\n[yellow]Stopped.[/] Nothing finished is lost: [bold]mlestar resume {run_id}[/]")
+    os._exit(130)
 
 
 def drive(agent: MleStar, run_id: str, step) -> RunResult:
-    """Run one client step (run, resume, fork...) and show how it ended; Ctrl-C stops it resumably."""
+    """Run one client step (run, resume, fork...) and show how it ended."""
     try:
         result = step(agent)
     except USER_ERRORS as exc:
         fail(str(exc))
-    except KeyboardInterrupt:
-        for child in psutil.Process().children(recursive=True):
-            child.kill()
-        console.print(f"\n[yellow]Stopped.[/] Nothing finished is lost: [bold]mlestar resume {run_id}[/]")
-        os._exit(130)
+    except Exception as exc:
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        console.print(f"[bold red]Run {run_id} stopped on an error:[/] {escape(type(exc).__name__)}: "
+                      f"{escape(str(exc))} ({where.filename}:{where.lineno}). Everything finished is kept: "
+                      f"fix the cause, then [bold]mlestar resume {run_id}[/]")
+        raise typer.Exit(1)
     show_result(result, open_journal(str(agent.journal_path)))
     return result
 
@@ -174,6 +191,8 @@ def resume(
     agent = client(checkpoints, journal_path, run_id)
     try:
         before = agent.status(run_id)
+    except CheckpointError as exc:
+        fail(str(exc).replace("RUN_ID", run_id))
     except ClientError as exc:
         fail(f"{exc} `mlestar runs` lists the runs.")
     if before.values and not before.next:
@@ -213,7 +232,7 @@ def review(
     if not (approve or reject or edit is not None):
         try:
             result = agent.status(run_id)
-        except ClientError as exc:
+        except (ClientError, CheckpointError) as exc:
             fail(str(exc))
         if result.review is None:
             fail(f"Run {run_id} is not waiting for a review (status {result.status}).")
@@ -240,7 +259,7 @@ def report(
     as one self-contained HTML page in the run's workspace."""
     try:
         result = MleStar(checkpoints, journal_path).report(run_id)
-    except ClientError as exc:
+    except (ClientError, CheckpointError) as exc:
         fail(f"{exc} `mlestar status {run_id}` shows where it is.")
     if html:
         print(result["html"])
@@ -257,14 +276,20 @@ def history(
     """The outer graph's checkpoints of a run: step, next node, finished runs, best score; fork points marked."""
     try:
         rows = MleStar(checkpoints).history(run_id)
-    except ClientError as exc:
+    except (ClientError, CheckpointError) as exc:
         fail(f"{exc} `mlestar runs` lists the runs.")
-    table = Table("step", "next", "runs done", "best validation score", "created", "fork point")
+    branched = any(row.branch for row in rows)
+    table = Table(*(["branch"] if branched else []), "step", "next", "runs done", "best validation score",
+                  "created", "fork point")
     for row in rows:
         best = "-" if row.best_score is None else f"{row.best_score:.6g} (run {row.best_run})"
-        table.add_row(str(row.step), ", ".join(row.next) or "(end)", str(row.runs_done), best,
-                      row.created_at[:19].replace("T", " "), "yes" if row.can_fork else "")
+        branch = [f"{row.branch}{'' if row.current else ' (replaced)'}"] if branched else []
+        table.add_row(*branch, str(row.step), ", ".join(row.next) or "(end)", str(row.runs_done), best,
+                      row.created_at[:19].replace("T", " "), "yes" if row.can_fork and row.current else "")
     console.print(table)
+    if branched:
+        console.print("The thread was replayed from an earlier checkpoint: each replay is a branch with its own "
+                      "pipeline run ids; the latest one continues, '(replaced)' rows are the earlier lines.")
     console.print(f"Fork with `mlestar fork {run_id} --at STEP [--set key=value ...]` at a step marked 'yes'.")
 
 

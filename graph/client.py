@@ -26,8 +26,9 @@ from typing import Any, Callable
 
 from langgraph.types import Command
 
-from graph.checkpoint import checkpoints_path, open_checkpointer, thread_id_for
+from graph.checkpoint import CheckpointError, checkpoints_path, open_checkpointer, thread_id_for
 from graph.context import ConfigError, Context, build_context, check_writable, load_config_file, preflight
+from graph.inputs import check_run_id
 from graph.meta import build_meta_graph
 from graph.threads import Checkpoint, ForkError, fork_thread, outer_history, thread_config
 from nodes.meta_loop import meta_workspace
@@ -37,10 +38,10 @@ from runtime.models import ROLES
 from runtime.orphans import reap_orphans
 from runtime.rate_limit import ModelUnavailable
 from runtime.sandbox import resolve_isolation
+from runtime.stop import stop_on_signals
 from runtime.task import load_task
 
 RECURSION_LIMIT = 2000
-RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 EventHandler = Callable[[tuple, str, Any], None]
 
 
@@ -74,13 +75,6 @@ class RunResult:
     stop_reason: str | None
     review: Review | None
     values: dict = field(repr=False, default_factory=dict)
-
-
-def check_run_id(run_id: str) -> None:
-    """A run id names folders: letters, digits, '_', '-' and '.', not starting with '.'."""
-    if not RUN_ID.fullmatch(run_id):
-        raise ConfigError(f"Run id {run_id!r} is not a valid run name: use letters, digits, '_', '-' and '.' "
-                          f"(no '/', not starting with '.'), e.g. titanic-1.")
 
 
 def new_run_id(task_name: str) -> str:
@@ -120,13 +114,16 @@ class MleStar:
     """Run, resume, extend, review, fork and inspect runs of the `mle_star` graph."""
 
     def __init__(self, checkpoints: str | Path | None = None, journal: str | Path | None = None,
-                 on_event: EventHandler | None = None):
+                 on_event: EventHandler | None = None, on_interrupt: Callable[[str], None] | None = None):
         """`checkpoints`: the checkpoint database (default $MLESTAR_CHECKPOINTS or checkpoints/checkpoints.db);
         `journal`: the journal database; `on_event(namespace, mode, chunk)` sees the graph's stream
-        (progress events are mode "custom")."""
+        (progress events are mode "custom"). On Ctrl-C the running script is killed, nothing new starts, the
+        run is marked interrupted and KeyboardInterrupt is raised once the nodes have stopped;
+        `on_interrupt(run_id)`, if given, is called first (the CLI exits there at once)."""
         self.checkpoints = checkpoints_path(checkpoints)
         self.journal_path = Path(journal or Context().journal_path)
         self.on_event = on_event or (lambda namespace, mode, chunk: None)
+        self.on_interrupt = on_interrupt
         self._graph = None
 
     @property
@@ -175,7 +172,8 @@ class MleStar:
         if snapshot.values and not snapshot.next:  # finished: make sure the journal says so, then report it
             record_outcome(self.journal(), run_id, snapshot.values.get("report") or {})
             return self._result(run_id, snapshot)
-        graph_input = None if snapshot.values else {"task_dir": row["task_dir"], "meta_id": run_id}
+        graph_input = None if snapshot.values else {"task_dir": row["task_dir"], "meta_id": run_id,
+                                                    "from_journal": True}  # no checkpoints: rebuild the run
         self.journal().upsert_run(run_id, status="running")
         return self._drive(run_id, graph_input, ctx)
 
@@ -224,7 +222,13 @@ class MleStar:
 
     def snapshot(self, run_id: str):
         """The raw LangGraph state snapshot of the run's outer graph."""
-        return self.graph.get_state(thread_config(thread_id_for(run_id)))
+        try:
+            graph = self.graph
+        except CheckpointError as exc:
+            if self.journal().get_run(run_id):
+                self.journal().upsert_run(run_id, status="error", stop_reason=str(exc))
+            raise
+        return graph.get_state(thread_config(thread_id_for(run_id)))
 
     def status(self, run_id: str) -> RunResult:
         if not self.journal().get_run(run_id) and not self.snapshot(run_id).values:
@@ -261,21 +265,33 @@ class MleStar:
         return row, Context(**json.loads(row["context"]))
 
     def _drive(self, run_id: str, graph_input: Any, ctx: Context) -> RunResult:
-        """Stream the outer graph until it ends or stops (pause, review); KeyboardInterrupt propagates."""
+        """Stream the outer graph until it ends or stops (pause, review); a Ctrl-C (KeyboardInterrupt) or an error
+        propagates, with the run marked interrupted or error in the journal."""
         logging.getLogger("runtime.model_pool").setLevel(logging.INFO)  # which local models hold memory
         config = {**thread_config(thread_id_for(run_id)), "recursion_limit": RECURSION_LIMIT}
         reap_orphans(ctx.workspace_root, run_id)
         try:
-            for namespace, mode, chunk in self.graph.stream(graph_input, config, context=ctx, subgraphs=True,
-                                                            stream_mode=["updates", "custom"], durability="sync"):
-                self.on_event(namespace, mode, chunk)
+            with stop_on_signals(self.on_interrupt and (lambda: self.on_interrupt(run_id))):
+                for namespace, mode, chunk in self.graph.stream(graph_input, config, context=ctx, subgraphs=True,
+                                                                stream_mode=["updates", "custom"],
+                                                                durability="sync"):
+                    self.on_event(namespace, mode, chunk)
+        except KeyboardInterrupt:
+            self.mark_interrupted(run_id)
+            raise
         except ModelUnavailable as exc:
             self.journal().upsert_run(run_id, status="paused", stop_reason=str(exc))
             return self._result(run_id, self.snapshot(run_id))
+        except Exception as exc:  # bad input found by a node, a bug, an outside failure: resumable once fixed
+            self.journal().upsert_run(run_id, status="error", stop_reason=f"{type(exc).__name__}: {exc}")
+            raise
         snapshot = self.snapshot(run_id)
         if pending_review(snapshot):
             self.journal().upsert_run(run_id, status="review")
         return self._result(run_id, snapshot)
+
+    def mark_interrupted(self, run_id: str) -> None:
+        self.journal().upsert_run(run_id, status="interrupted", stop_reason="stopped by the user; resume it")
 
     def _result(self, run_id: str, snapshot) -> RunResult:
         values = snapshot.values or {}

@@ -13,16 +13,16 @@ import tempfile
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
-from runtime.models import HF_QUANTIZATIONS, ROLES, STRUCTURED_OUTPUT_MODES, check_model_spec, parse_model_spec
+from runtime.models import ROLES, HfQuantization, StructuredOutput, check_model_spec, parse_model_spec
 from runtime.rate_limit import parse_rate_limits
 from runtime.budget import UNBUDGETED_ROLES, parse_prices, unpriced_models
-from runtime.sandbox import ISOLATION_CHOICES
+from runtime.sandbox import Isolation
 from runtime.web_search import check_search_spec, parse_search_spec
 
-CHECK_MODES = ("off", "static", "model")
-REVIEW_CHOICES = ("off", "submission", "enhancer", "all")
+CheckMode = Literal["off", "static", "model"]
+ReviewPoint = Literal["off", "submission", "enhancer", "all"]
 
 
 def _f(default: Any, description: str, low: float | None = None, high: float | None = None):
@@ -49,20 +49,25 @@ class Context:
     max_reasks: int = _f(2, "Re-asks when a model answer cannot be parsed.", 0, 5)
     script_timeout_s: int = _f(300, "Wall-clock limit of one generated script, in seconds.", 5, 86400)
     script_memory_mb: int = _f(4096, "Memory limit of one generated script and its children, in MiB.", 256, 262144)
-    isolation: str = _f("auto", "How generated scripts are isolated: 'auto' (bubblewrap when it works here, else a "
-                        "plain subprocess with a warning), 'bwrap' (refuse to run without bubblewrap) or 'subprocess' "
-                        "(time/memory/process limits only: scripts share your files and network).")
+    isolation: Isolation = _f("auto", "How generated scripts are isolated: 'auto' or 'bwrap' (bubblewrap; "
+                              "without a working bubblewrap no script runs and the error says how to install it) "
+                              "or 'subprocess' (chosen knowingly: time/memory/process limits only, scripts share "
+                              "your files, network and secrets).")
     script_max_processes: int = _f(64, "Processes one generated script may run at once (fork bombs are killed).",
                                    4, 4096)
     script_max_file_mb: int = _f(2048, "Largest single file a generated script may write, in MiB.", 1, 1_000_000)
+    script_max_disk_mb: int = _f(4096, "Disk quota of one generated script: the files in its folder, together, in "
+                                 "MiB (the script is killed past it).", 16, 1_000_000)
     static_checks: bool = _f(True, "Refuse, before running, generated scripts that use the network, shells or "
                              "subprocesses, install packages, read hidden answers or touch files outside their "
                              "folder; the refusal reason goes back to the model like an error.")
-    leakage_check: str = _f("static", "Data-leakage check of every scored validation script: 'off', 'static' "
-                            "(syntax-tree check: something fitted on validation rows; no model call) or 'model' "
-                            "(static, then the reviewer model). A finding goes back to the coder for a fix.")
-    usage_check: str = _f("static", "Data-usage check of the first scripts: 'off', 'static' (provided files "
-                          "never read) or 'model' (static, then the reviewer model, which also looks at columns).")
+    leakage_check: CheckMode = _f("static", "Data-leakage check of every scored validation script: 'off', "
+                                  "'static' (syntax-tree check: something fitted on validation rows; no model "
+                                  "call) or 'model' (static, then the reviewer model). A finding goes back to the "
+                                  "coder for a fix.")
+    usage_check: CheckMode = _f("static", "Data-usage check of the first scripts: 'off', 'static' (provided "
+                                "files never read) or 'model' (static, then the reviewer model, which also looks "
+                                "at columns).")
     max_train_rows: int = _f(30000, "Scripts are told to subsample training data to at most this many rows "
                              "while exploring.", 100, 10_000_000)
     rate_limits: str = _f("", "Request limits per provider or model spec, KEY=RPM/RPD separated by commas, e.g. "
@@ -70,11 +75,13 @@ class Context:
                           "minute limit; a spent daily quota pauses the run, resumable later.")
     model_retries: int = _f(6, "Retries of a hosted model request refused with 429/5xx, timed out or dropped, "
                             "with exponential backoff (Retry-After honoured).", 0, 20)
-    structured_output: str = _f("schema", "How JSON answers are constrained where the provider supports it: "
-                                "'schema' (decoding follows the answer's JSON schema), 'json' (any JSON object) "
-                                "or 'off' (free text); the text parser checks the answer either way.")
-    hf_quantization: str = _f("4bit", "How 'hf:' models are loaded on a CUDA GPU: '4bit' (NF4, bitsandbytes), "
-                              "'8bit' or 'none'. Without a GPU they run in full precision on the CPU.")
+    structured_output: StructuredOutput = _f("schema", "How JSON answers are constrained where the provider "
+                                             "supports it: 'schema' (decoding follows the answer's JSON schema), "
+                                             "'json' (any JSON object) or 'off' (free text); the text parser "
+                                             "checks the answer either way.")
+    hf_quantization: HfQuantization = _f("4bit", "How 'hf:' models are loaded on a CUDA GPU: '4bit' (NF4, "
+                                         "bitsandbytes), '8bit' or 'none'. Without a GPU they run in full "
+                                         "precision on the CPU.")
     model_timeout_s: int = _f(600, "Seconds one answer of an OpenAI-compatible model (local or hosted) may take "
                               "before the request counts as failed; raise it for a slow CPU.", 10, 86400)
     temperature: float = _f(0.2, "Sampling temperature of every model call.", 0.0, 2.0)
@@ -115,9 +122,10 @@ class Context:
                                      "applied either way).")
     warm_start: bool = _f(True, "Lane 0 of run k+1 also evaluates the champion run's best solution as a "
                           "candidate, so refinement can continue from it.")
-    human_review: str = _f("off", "Pause for a person's decision (approve, edit or reject): 'submission' (before "
-                           "the submission file is written), 'enhancer' (before the Enhancer's settings and goals "
-                           "for the next run apply), 'all', or 'off'. Answer with `mlestar review ID` or the API.")
+    human_review: ReviewPoint = _f("off", "Pause for a person's decision (approve, edit or reject): 'submission' "
+                                   "(before the submission file is written), 'enhancer' (before the Enhancer's "
+                                   "settings and goals for the next run apply), 'all', or 'off'. Answer with "
+                                   "`mlestar review ID` or the API.")
     workspace_root: str = _f("workspace", "Folder for run artifacts: <workspace_root>/<task>/<run_id>/.")
     journal_path: str = _f("checkpoints/journal.db", "SQLite journal of model calls, script runs and runs.")
 
@@ -131,6 +139,11 @@ class ConfigError(ValueError):
 
 def field_bounds() -> dict[str, tuple[float | None, float | None]]:
     return {f.name: (f.metadata.get("ge"), f.metadata.get("le")) for f in fields(Context)}
+
+
+def choice_fields() -> dict[str, tuple[str, ...]]:
+    """The settings that take one of a few values (Literal types; Studio shows them as drop-downs)."""
+    return {name: get_args(hint) for name, hint in get_type_hints(Context).items() if get_origin(hint) is Literal}
 
 
 def coerce_value(name: str, raw: Any) -> Any:
@@ -178,14 +191,9 @@ def validate_context(ctx: Context) -> Context:
             parse_model_spec(ctx.role_model(role))
         except ValueError as exc:
             raise ConfigError(f"Setting {role}_model: {exc}") from None
-    if ctx.isolation not in ISOLATION_CHOICES:
-        raise ConfigError(f"Setting isolation={ctx.isolation!r} is unknown; use one of {', '.join(ISOLATION_CHOICES)}.")
-    if ctx.structured_output not in STRUCTURED_OUTPUT_MODES:
-        raise ConfigError(f"Setting structured_output={ctx.structured_output!r} is unknown; use one of "
-                          f"{', '.join(STRUCTURED_OUTPUT_MODES)}.")
-    if ctx.hf_quantization not in HF_QUANTIZATIONS:
-        raise ConfigError(f"Setting hf_quantization={ctx.hf_quantization!r} is unknown; use one of "
-                          f"{', '.join(HF_QUANTIZATIONS)}.")
+    for name, choices in choice_fields().items():
+        if getattr(ctx, name) not in choices:
+            raise ConfigError(f"Setting {name}={getattr(ctx, name)!r} is unknown; use one of {', '.join(choices)}.")
     try:
         parse_rate_limits(ctx.rate_limits)
     except ValueError as exc:
@@ -194,12 +202,6 @@ def validate_context(ctx: Context) -> Context:
         parse_search_spec(ctx.web_search)
     except ValueError as exc:
         raise ConfigError(f"Setting web_search: {exc}.") from None
-    if ctx.human_review not in REVIEW_CHOICES:
-        raise ConfigError(f"Setting human_review={ctx.human_review!r} is unknown; use one of "
-                          f"{', '.join(REVIEW_CHOICES)}.")
-    for name in ("leakage_check", "usage_check"):
-        if getattr(ctx, name) not in CHECK_MODES:
-            raise ConfigError(f"Setting {name}={getattr(ctx, name)!r} is unknown; use one of {', '.join(CHECK_MODES)}.")
     for name, (low, high) in field_bounds().items():
         value = getattr(ctx, name)
         if isinstance(value, float) and not math.isfinite(value):

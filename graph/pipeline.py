@@ -11,7 +11,7 @@ from langgraph.graph import END, START, StateGraph
 from graph import routing
 from graph.context import Context
 from graph.lane import build_lane_graph
-from graph.state import PipelineInput, PipelineState
+from graph.state import PipelineInput, PipelineOutput, PipelineState
 from nodes.blend import blend
 from nodes.ensemble import ensemble
 from nodes.floor import floor
@@ -21,7 +21,8 @@ from nodes.submit import submit
 
 
 def build_graph(checkpointer=None):
-    builder = StateGraph(PipelineState, context_schema=Context, input_schema=PipelineInput)
+    builder = StateGraph(PipelineState, context_schema=Context, input_schema=PipelineInput,
+                         output_schema=PipelineOutput)
     builder.add_node("prepare", prepare)
     builder.add_node("floor", floor)
     builder.add_node("search", search)

@@ -8,7 +8,10 @@ lane subgraph emits once (its output schema holds nothing else, so nothing is co
 from __future__ import annotations
 
 import operator
-from typing import Annotated, TypedDict
+from typing import Annotated
+
+from pydantic import Field
+from typing_extensions import Required, TypedDict  # pydantic (the server's schemas) needs it on Python < 3.12
 
 
 class Solution(TypedDict, total=False):
@@ -23,9 +26,11 @@ class Solution(TypedDict, total=False):
 class RunSteering(TypedDict, total=False):
     """What the meta-learning loop hands a run (all optional; a plain run has none of it)."""
 
-    overrides: dict                  # Context fields changed for this run
-    goals: list[dict]                # Enhancer goals: target_agent_phase, focus, priority, rationale
-    warm_start: Solution             # the champion run's best solution, evaluated as an extra candidate
+    overrides: Annotated[dict, Field(description="Settings (Context fields) changed for this run only.")]
+    goals: Annotated[list[dict], Field(description="Enhancer goals: target_agent_phase, focus, priority, "
+                                                   "rationale.")]
+    warm_start: Annotated[Solution, Field(description="A solution evaluated as an extra candidate (the meta "
+                                                      "loop passes its best run's).")]
 
 
 class FloorResult(TypedDict, total=False):
@@ -44,9 +49,13 @@ class FloorInput(TypedDict, total=False):
 
 
 class PipelineInput(RunSteering, total=False):
-    task_dir: str
-    run_id: str
-    workspace_dir: str               # where the run's artifacts go (default <workspace_root>/<task>/<run_id>)
+    """What starts one pipeline run (Studio's input form)."""
+
+    task_dir: Required[Annotated[str, Field(description="Task folder: description.md or task.json, train.csv, "
+                                                        "test.csv and a sample submission.")]]
+    run_id: Required[Annotated[str, Field(description="Name of the run: its journal rows and workspace folder.")]]
+    workspace_dir: Annotated[str, Field(description="Where the run's artifacts go (default "
+                                                    "<workspace_root>/<task>/<run_id>).")]
 
 
 class PipelineState(PipelineInput, FloorInput, total=False):
@@ -61,6 +70,22 @@ class PipelineState(PipelineInput, FloorInput, total=False):
     best: Solution
     submission: dict                 # path, source, problems, score
     status: str                      # "running" | "done" | "failed"
+    stop_reason: str
+
+
+class PipelineOutput(TypedDict, total=False):
+    """What a pipeline run hands back (to the caller, or to the meta loop that ran it)."""
+
+    run_id: str
+    task: dict
+    workspace: str
+    floor: list[FloorResult]
+    blend: dict
+    lane_results: list[dict]
+    ensemble_rounds: list[dict]
+    best: Solution
+    submission: dict
+    status: str
     stop_reason: str
 
 

@@ -29,6 +29,8 @@ class Checkpoint:
     best_score: float | None
     best_run: int | None
     created_at: str
+    branch: int = 0          # 0: the thread's first line; 1, 2...: each replay from an earlier checkpoint
+    current: bool = True     # on the line that leads to the thread's latest checkpoint
 
     @property
     def can_fork(self) -> bool:
@@ -42,18 +44,46 @@ def thread_config(thread_id: str, checkpoint_id: str | None = None) -> dict:
     return {"configurable": configurable}
 
 
+def parent_id(snapshot) -> str | None:
+    return (snapshot.parent_config or {}).get("configurable", {}).get("checkpoint_id")
+
+
+def branches(snapshots: list) -> dict[str, int]:
+    """Branch number of every checkpoint: a checkpoint whose parent already has a child starts a new branch
+    (a replay from an earlier checkpoint on the same thread, as Studio's fork does). Checkpoint ids grow
+    with time, so sorting by id is sorting by creation."""
+    numbers: dict[str, int] = {}
+    has_child: set[str] = set()
+    for snapshot in sorted(snapshots, key=lambda s: s.config["configurable"]["checkpoint_id"]):
+        own, parent = snapshot.config["configurable"]["checkpoint_id"], parent_id(snapshot)
+        if parent in has_child:
+            numbers[own] = max(numbers.values()) + 1
+        else:
+            numbers[own] = numbers.get(parent, 0)
+        has_child.add(parent)
+    return numbers
+
+
 def outer_history(graph, thread_id: str) -> list[Checkpoint]:
-    """The thread's meta-graph checkpoints, oldest first."""
+    """The thread's meta-graph checkpoints, oldest first (by branch, then step)."""
+    snapshots = list(graph.get_state_history(thread_config(thread_id)))  # newest first
+    numbers = branches(snapshots)
+    by_id = {s.config["configurable"]["checkpoint_id"]: s for s in snapshots}
+    current, cursor = set(), snapshots[0].config["configurable"]["checkpoint_id"] if snapshots else None
+    while cursor in by_id:
+        current.add(cursor)
+        cursor = parent_id(by_id[cursor])
     rows = []
-    for snapshot in graph.get_state_history(thread_config(thread_id)):
+    for snapshot in snapshots:
         values = snapshot.values or {}
         champion = values.get("champion") or {}
+        own = snapshot.config["configurable"]["checkpoint_id"]
         rows.append(Checkpoint(
-            step=snapshot.metadata.get("step", -1), checkpoint_id=snapshot.config["configurable"]["checkpoint_id"],
-            next=tuple(snapshot.next), runs_done=len(values.get("history") or []),
-            best_score=champion.get("best_score"), best_run=champion.get("run_index"),
-            created_at=snapshot.created_at or ""))
-    return sorted(rows, key=lambda c: c.step)
+            step=snapshot.metadata.get("step", -1), checkpoint_id=own, next=tuple(snapshot.next),
+            runs_done=len(values.get("history") or []), best_score=champion.get("best_score"),
+            best_run=champion.get("run_index"), created_at=snapshot.created_at or "", branch=numbers[own],
+            current=own in current))
+    return sorted(rows, key=lambda c: (c.branch, c.step))
 
 
 class ForkError(ValueError):
@@ -61,6 +91,8 @@ class ForkError(ValueError):
 
 
 def fork_point(history: list[Checkpoint], step: int) -> Checkpoint:
+    """The checkpoint at `step` on the thread's current line (other branches repeat step numbers)."""
+    history = [c for c in history if c.current]
     at_step = [c for c in history if c.step == step]
     forkable = ", ".join(str(c.step) for c in history if c.can_fork) or "none yet (no run has finished)"
     if not at_step:

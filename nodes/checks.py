@@ -16,7 +16,7 @@ from typing import Callable
 
 from graph.context import Context
 from nodes.common import emit, task_header, task_of
-from nodes.llm import ask
+from nodes.llm import NO_ANSWER, ask
 from prompts.checks import (LEAKAGE_PROBLEM, LEAKAGE_REVIEW, LEAKAGE_SCHEMA, UNUSED_FILE, USAGE_PROBLEM,
                             USAGE_REVIEW, USAGE_SCHEMA)
 from runtime.data_checks import leakage_findings, unused_files
@@ -50,7 +50,7 @@ def review(ctx: Context, state: dict, *, template: str, schema: dict, flag: str,
     try:
         finding = ask(ctx, run_id=state["run_id"], node="check", role="reviewer", call_key=call_key,
                       prompt=prompt, parse=verdict_parser(flag), schema=schema)
-    except AnswerError as exc:
+    except NO_ANSWER as exc:
         log.warning("Ignoring the %s review of %s: %s", flag, call_key, exc)
         return []
     return [finding] if finding else []

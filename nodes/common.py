@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable
 
 from langgraph.config import get_stream_writer
@@ -61,9 +62,15 @@ def task_header(task: Task, data_summary: str) -> str:
     if len(description) > DESCRIPTION_LIMIT:
         description = description[:DESCRIPTION_LIMIT] + " ..."
     return TASK_HEADER.format(
-        name=task.name, description=description, target=task.target, metric=task.metric,
-        direction=direction(task), submission_columns=", ".join([task.id_column, *task.target_columns]),
-        data_summary=data_summary)
+        name=task.name, description=as_data(description, "task_description"), target=task.target,
+        metric=task.metric, direction=direction(task),
+        submission_columns=", ".join([task.id_column, *task.target_columns]),
+        data_summary=as_data(data_summary, "data_summary"))
+
+
+def as_data(text: str, tag: str) -> str:
+    """User text to show between <tag> and </tag>: a closing tag inside it cannot end the block early."""
+    return re.sub(rf"<\s*/?\s*{tag}\s*>", f"[{tag}]", text, flags=re.IGNORECASE)
 
 
 def script_rules(task: Task, ctx: Context) -> str:

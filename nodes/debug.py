@@ -9,10 +9,10 @@ from typing import Callable
 
 from graph.context import Context
 from nodes.common import emit, script_rules, task_header, task_of
-from nodes.llm import ask, time_left
+from nodes.llm import NO_ANSWER, ask, time_left
 from prompts.debug import FIX_SCRIPT, NO_SCORE, NO_PREDICTIONS, REFUSED
 from runtime.journal import open_journal, sha256_text
-from runtime.parsing import AnswerError, extract_code
+from runtime.parsing import fix_parser
 from runtime.predictions import PredictionError, recompute_score, scores_agree
 from runtime.sandbox import ExecutionResult, run_script
 from runtime.static_check import check_script
@@ -87,7 +87,8 @@ def execute(ctx: Context, state: dict, *, code: str, exec_key: str, scored: bool
     else:
         result = run_script(code, folder, state["input_dir"], timeout_s=timeout_s,
                             memory_mb=ctx.script_memory_mb, isolation=ctx.isolation,
-                            max_processes=ctx.script_max_processes, max_file_mb=ctx.script_max_file_mb)
+                            max_processes=ctx.script_max_processes, max_file_mb=ctx.script_max_file_mb,
+                            max_disk_mb=ctx.script_max_disk_mb)
         result = rescored(result, state) if scored else result
     journal.record_execution(run_id=state["run_id"], lane=state.get("lane", -1), exec_key=exec_key, code=code,
                              code_path=str(folder / "solution.py"), result=result.to_dict())
@@ -99,6 +100,8 @@ def failure_report(result: ExecutionResult) -> str:
         return "The script was stopped: it ran longer than the time limit. Make it faster."
     if result.status == "memory":
         return "The script was stopped: it used more memory than allowed. Use less data or smaller models."
+    if result.status == "disk":
+        return "The script was stopped: it wrote too much to disk. Save only what is asked (no copies of the data)."
     if result.status == "processes":
         return "The script was stopped: it started too many processes. Use n_jobs=2 at most."
     if result.status == "refused":
@@ -139,7 +142,7 @@ def run_with_debugging(ctx: Context, state: dict, *, code: str, exec_key: str, n
                                    error=problem, rules=rules or script_rules(task, ctx))
         try:
             code = ask(ctx, run_id=state["run_id"], node=node, role="coder", call_key=f"{exec_key}/fix{round_}",
-                       prompt=prompt, parse=extract_code)
-        except AnswerError:
+                       prompt=prompt, parse=fix_parser(code))
+        except NO_ANSWER:
             break
     return flagged, result

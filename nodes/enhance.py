@@ -14,10 +14,10 @@ from langgraph.runtime import Runtime
 
 from graph.context import ENHANCER_KNOBS, Context, ConfigError, coerce_value
 from nodes.common import emit, fmt_score
-from nodes.llm import ask
+from nodes.llm import NO_ANSWER, ask
 from nodes.review import ask_person, wants_review
 from prompts.enhance import ENHANCE, ENHANCEMENT_SCHEMA
-from runtime.parsing import AnswerError, extract_json
+from runtime.parsing import extract_json
 
 log = logging.getLogger(__name__)
 PHASES = ("refinement", "ensemble", "submission")
@@ -160,7 +160,7 @@ def enhance(state: dict, runtime: Runtime[Context]) -> dict:
                      schema=ENHANCEMENT_SCHEMA)
         clean, problems = validate_enhancement(answer)
         clean["config_overrides"] = real_changes(clean["config_overrides"], ctx)
-    except AnswerError as exc:
+    except NO_ANSWER as exc:
         clean, problems = dict(SAFE_DEFAULT), [f"no usable answer ({exc}): safe defaults"]
     for problem in problems:
         log.warning("Enhancer after run %s: %s", last["run_index"], problem)

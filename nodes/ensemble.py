@@ -8,10 +8,10 @@ from graph.context import Context, run_context
 from nodes.common import direction, distinct, emit, fmt_score, ranked, script_rules, task_header, task_of
 from nodes.checks import validation_checks
 from nodes.debug import run_with_debugging
-from nodes.llm import ask, run_budget_problem
+from nodes.llm import NO_ANSWER, ask, run_budget_problem
 from nodes.refine import goals_note
 from prompts import ensemble as P
-from runtime.parsing import AnswerError, extract_code
+from runtime.parsing import extract_code
 
 
 def lane_solutions(state: dict) -> list[dict]:
@@ -54,7 +54,7 @@ def ensemble(state: dict, runtime: Runtime[Context]) -> dict:
                    parse=extract_code)
         solution, _ = run_with_debugging(ctx, {**state, "lane": -1}, code=code, exec_key=f"ensemble/r{r}",
                                          node="ensemble", advisory=validation_checks(ctx, state))
-    except AnswerError:
+    except NO_ANSWER:
         pass
     emit(node="ensemble", event="round", round=r, score=solution and solution["score"])
     record = {"round": r, "plan": plan, "score": solution and solution["score"],

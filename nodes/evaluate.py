@@ -8,12 +8,18 @@ from graph.context import Context, run_context
 from nodes.common import distinct, emit, ranked, script_rules, task_header, task_of
 from nodes.checks import validation_checks
 from nodes.debug import run_with_debugging
-from nodes.llm import ask
+from nodes.llm import NO_ANSWER, ask, time_left
 from prompts.evaluate import FIRST_SCRIPT
-from runtime.parsing import AnswerError, extract_code
+from runtime.parsing import extract_code
 
 
 def evaluate_approach(ctx: Context, state: dict, approach: dict) -> dict | None:
+    """The model's first script for the approach. Under a time budget, an approach the floor already ran
+    keeps the floor's tested code instead: a slow model would spend minutes writing the same script again,
+    time the refinement steps use better."""
+    tested = [f for f in floor_solutions(state) if f["origin"] == f"catalog:{approach['key']}"]
+    if tested and time_left(ctx, state["run_id"]) is not None:
+        return tested[0]
     task = task_of(state)
     key = f"lane{state['lane']}/eval/{approach['key']}"
     prompt = FIRST_SCRIPT.format(task_header=task_header(task, state["data_summary"]), title=approach["title"],
@@ -22,7 +28,7 @@ def evaluate_approach(ctx: Context, state: dict, approach: dict) -> dict | None:
     try:
         code = ask(ctx, run_id=state["run_id"], node="evaluate", role="coder", call_key=key, prompt=prompt,
                    parse=extract_code)
-    except AnswerError:
+    except NO_ANSWER:
         return None
     solution, _ = run_with_debugging(ctx, state, code=code, exec_key=key, node="evaluate",
                                      advisory=validation_checks(ctx, state, usage=True))
@@ -63,7 +69,7 @@ def evaluate(state: dict, runtime: Runtime[Context]) -> dict:
     order = distinct(ranked([c["solution"] for c in candidates], task.lower_is_better))
     # The floor's code competes for the lane's starting point only (merging a model-written script into the
     # catalog code it was adapted from costs a model call and a run for little): the merge queue is unchanged.
-    start = ranked([*order[:1], *floor_solutions(state)], task.lower_is_better)
+    start = ranked(distinct([*order[:1], *floor_solutions(state)]), task.lower_is_better)
     if not start and ctx.catalog_fallback:
         fallback = catalog_fallback(ctx, state)
         start = [fallback] if fallback else []

@@ -18,9 +18,12 @@ from runtime.journal import open_journal, sha256_text
 from runtime.models import is_local_compute, json_mode, make_chat_model, parse_model_spec, provider_failure
 from runtime.parsing import AnswerError
 from runtime.rate_limit import parse_rate_limits, request_slot
+from runtime.stop import raise_if_stopped
 from runtime.time_plan import expected_call_s, expected_script_s
 
 TIMEOUT_PROVIDERS = ("local", "openai")  # ChatOpenAI: a request takes a timeout
+#: What `ask` raises when there is no answer to use: an unusable one, or none asked for (budget spent).
+NO_ANSWER = (AnswerError, BudgetExhausted)
 request_limits = lru_cache(maxsize=8)(parse_rate_limits)
 model_prices = lru_cache(maxsize=8)(parse_prices)
 
@@ -96,8 +99,10 @@ def _invoke(model: Runnable, spec: str, messages: list[BaseMessage],
     """The model's reply and its latency. A hosted model that stays unavailable after its retries raises
     ModelUnavailable, which pauses the run (resumable) instead of failing it."""
     try:
+        raise_if_stopped("this model call")
         if is_local_compute(spec):
             with exclusive_compute():  # the latency counts inference only, not the wait for the CPU
+                raise_if_stopped("this model call")
                 started = time.monotonic()
                 return _call(model, spec, messages, seconds_left, timeout_s), time.monotonic() - started
         started = time.monotonic()
@@ -149,8 +154,8 @@ def ask(ctx: Context, *, run_id: str, node: str, role: str, call_key: str, promp
         parse: Callable[[str], Any] | None = None, schema: dict | None = None) -> Any:
     """Ask `role`'s model; re-ask with the parser's complaint until `parse` accepts the answer.
 
-    Raises AnswerError when every try (1 + ctx.max_reasks) was unusable, and BudgetExhausted (an AnswerError)
-    when the run's budget allows no new call; answers already in the journal are returned either way.
+    Raises AnswerError when every try (1 + ctx.max_reasks) was unusable, and BudgetExhausted when the run's
+    budget allows no new call (catch NO_ANSWER for both); answers already in the journal are returned either way.
     Parallel lanes check the budget independently, so a run may end up to (lanes - 1) calls over it.
     """
     messages: list[BaseMessage] = [SystemMessage(SYSTEM), HumanMessage(prompt)]

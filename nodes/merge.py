@@ -8,9 +8,9 @@ from graph.context import Context, run_context
 from nodes.common import emit, fmt_score, not_worse, script_rules, task_header, task_of
 from nodes.checks import validation_checks
 from nodes.debug import run_with_debugging
-from nodes.llm import ask
+from nodes.llm import NO_ANSWER, ask
 from prompts.merge import MERGE_SCRIPT
-from runtime.parsing import AnswerError, extract_code
+from runtime.parsing import extract_code
 
 
 def merge(state: dict, runtime: Runtime[Context]) -> dict:
@@ -28,7 +28,7 @@ def merge(state: dict, runtime: Runtime[Context]) -> dict:
                    parse=extract_code)
         merged, _ = run_with_debugging(ctx, state, code=code, exec_key=key, node="merge",
                                        advisory=validation_checks(ctx, state))
-    except AnswerError:
+    except NO_ANSWER:
         pass
     kept = merged is not None and not_worse(merged["score"], base["score"], task.lower_is_better)
     emit(lane=state["lane"], node="merge", event="merge", with_=other["origin"],

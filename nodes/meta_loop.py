@@ -12,6 +12,7 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 
 from graph.context import Context
+from graph.inputs import check_context, check_input, check_thread
 from nodes.common import emit, is_better
 from nodes.ensemble import final_candidates
 from runtime.files import atomic_write_text
@@ -35,7 +36,9 @@ def meta_workspace(state: dict, ctx: Context) -> Path:
 def register_run(state: dict, task, ctx: Context) -> str:
     """The run's name, and its journal row for a run started through the API (the CLI and the Python client
     write it before they start): without a name the run is named after its thread, so `mlestar` finds it."""
-    meta_id = state.get("meta_id") or get_config()["configurable"]["thread_id"]
+    thread_id = get_config()["configurable"]["thread_id"]
+    meta_id = state.get("meta_id") or thread_id
+    check_thread(meta_id, thread_id)
     journal = open_journal(ctx.journal_path)
     if not (journal.get_run(meta_id) or {}).get("context"):
         journal.upsert_run(meta_id, task=task.name, task_dir=task.root, status="running", context=asdict(ctx))
@@ -44,9 +47,10 @@ def register_run(state: dict, task, ctx: Context) -> str:
 
 def plan_run(state: dict, runtime: Runtime[Context]) -> dict:
     """Configuration of the next run: the user's settings, then the last Enhancer's overrides and goals."""
-    ctx = runtime.context
+    ctx = check_context(runtime.context)
     update: dict = {}
     if "task" not in state:
+        check_input(state, "mle_star", run_id_key="meta_id", run_id_required=False)
         task = load_task(state["task_dir"])
         update.update(meta_id=register_run(state, task, ctx),
                       task={"name": task.name, "metric": task.metric, "lower_is_better": task.lower_is_better},
@@ -59,11 +63,16 @@ def plan_run(state: dict, runtime: Runtime[Context]) -> dict:
     overrides = enhancement["config_overrides"] if enhancement and ctx.allow_config_override else {}
     champion = champion_of(state["history"], state["task"]["lower_is_better"])
     warm = champion.get("best_solution") if champion and ctx.warm_start else None
+    # A run of that name exists when the thread is replayed from an earlier checkpoint (a fork on the same
+    # thread, e.g. from Studio): the branch gets its own run id, journal rows and folder. A run rebuilt from
+    # the journal keeps the names, which is how it finds its finished work.
     run_id = f"{state['meta_id']}-run{index}"
+    if not state.get("from_journal"):
+        run_id = open_journal(ctx.journal_path).unused_run_id(run_id)
     emit(node="plan_run", event="run", index=index, overrides=overrides or None,
          goals=len(enhancement["strategic_goals"]) if enhancement else 0)
     return {**update, "run_id": run_id, "run_started_at": time.time(),
-            "workspace_dir": str(meta_workspace(state, ctx) / f"run{index}"),
+            "workspace_dir": str(meta_workspace(state, ctx) / run_id.removeprefix(f"{state['meta_id']}-")),
             "overrides": overrides, "goals": enhancement["strategic_goals"] if enhancement else [],
             "warm_start": warm or {}}
 

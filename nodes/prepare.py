@@ -10,18 +10,20 @@ from pathlib import Path
 from langgraph.runtime import Runtime
 
 from graph.context import Context, run_context
+from graph.inputs import check_context, check_input
 from nodes.common import emit
 from nodes.llm import ask
 from prompts.task import METRIC_SCHEMA
 from runtime.journal import open_journal
-from runtime.metrics import resolve_metric_name
+from runtime.metrics import TASK_METRIC, TASK_METRIC_MODULE, resolve_metric_name
 from runtime.parsing import AnswerError, extract_json
 from runtime.sandbox import resolve_isolation
 from runtime.task import data_summary, load_task
 
 
-def copy_inputs(data_dir: Path, files: tuple[str, ...], input_dir: Path) -> None:
-    """Copy the public task files once (into a temp folder, then rename), never the hidden answers."""
+def copy_inputs(data_dir: Path, files: tuple[str, ...], input_dir: Path, extra: dict[str, Path] | None = None) -> None:
+    """Copy the public task files once (into a temp folder, then rename), never the hidden answers;
+    `extra` maps more names in the input folder to their source (the task's own metric code)."""
     if input_dir.is_dir():
         return
     staging = input_dir.with_name(input_dir.name + f".tmp-{uuid.uuid4().hex[:6]}")
@@ -30,7 +32,15 @@ def copy_inputs(data_dir: Path, files: tuple[str, ...], input_dir: Path) -> None
         target = staging / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(data_dir / name, target)
+    for name, source in (extra or {}).items():
+        shutil.copy2(source, staging / name)
     staging.rename(input_dir)
+
+
+def task_metric_file(task) -> dict[str, Path]:
+    """The task's own metric code, which the scripts import to score themselves (none for a known metric)."""
+    match = TASK_METRIC.match(task.metric)
+    return {f"{TASK_METRIC_MODULE}.py": Path(task.root) / match["file"]} if match else {}
 
 
 def metric_answer(text: str) -> str:
@@ -43,6 +53,8 @@ def metric_answer(text: str) -> str:
 
 
 def prepare(state: dict, runtime: Runtime[Context]) -> dict:
+    check_input(state, "pipeline", run_id_key="run_id", run_id_required=True)
+    check_context(runtime.context)
     ctx = run_context(state, runtime)
     run_id = state["run_id"]
 
@@ -53,7 +65,7 @@ def prepare(state: dict, runtime: Runtime[Context]) -> dict:
     task = load_task(state["task_dir"], ask_model=ask_metric)
     workspace = Path(state.get("workspace_dir") or Path(ctx.workspace_root) / task.name / run_id).resolve()
     input_dir = workspace / "input"
-    copy_inputs(Path(task.data_dir), task.data_files, input_dir)
+    copy_inputs(Path(task.data_dir), task.data_files, input_dir, task_metric_file(task))
     open_journal(ctx.journal_path).upsert_run(run_id, task=task.name, task_dir=task.root,
                                               workspace=str(workspace), status="running")
     emit(node="prepare", event="task", task=task.name, metric=task.metric, workspace=str(workspace),

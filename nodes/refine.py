@@ -13,8 +13,9 @@ from graph.context import Context, run_context
 from nodes.common import direction, emit, fmt_score, is_better, ranked, task_header, task_of
 from nodes.checks import validation_checks
 from nodes.debug import run_with_debugging
-from nodes.llm import ask
+from nodes.llm import NO_ANSWER, ask
 from prompts import refine as P
+from runtime.budget import BudgetExhausted
 from runtime.parsing import AnswerError, extract_code, extract_json, locate_block, replace_block
 
 OUTPUT_LIMIT = 1500
@@ -52,6 +53,8 @@ def ablate(state: dict, runtime: Runtime[Context]) -> dict:
                           parse=lambda text: text.strip() or _empty())
     except AnswerError:
         pass
+    except BudgetExhausted as exc:
+        summary = f"No ablation study: {exc}; judge from the code."
     emit(lane=state["lane"], node="ablate", event="ablation", step=state["step"], summary=summary[:200])
     return {"ablations": [*state["ablations"], {"step": state["step"], "summary": summary}],
             "target": {}, "attempts": []}
@@ -89,7 +92,7 @@ def extract(state: dict, runtime: Runtime[Context]) -> dict:
         target = ask(ctx, run_id=state["run_id"], node="extract", role="planner",
                      call_key=f"{step_key(state)}/extract", prompt=prompt,
                      parse=parse_target(solution["code"], refined), schema=P.TARGET_SCHEMA)
-    except AnswerError:
+    except NO_ANSWER:
         target = {}
     emit(lane=state["lane"], node="extract", event="target", step=state["step"], plan=target.get("plan"))
     return {"target": target}
@@ -110,7 +113,7 @@ def refine(state: dict, runtime: Runtime[Context]) -> dict:
         code = replace_block(state["solution"]["code"], target["block"], new_block)
         solution, _ = run_with_debugging(ctx, state, code=code, exec_key=key, node="refine",
                                          advisory=validation_checks(ctx, state))
-    except AnswerError:
+    except NO_ANSWER:
         pass
     attempt = {"plan": target["plan"], "score": solution and solution["score"],
                "solution": solution and {**solution, "origin": f"refine:t{state['step']}k{k}"}}
@@ -129,7 +132,7 @@ def plan_refinement(state: dict, runtime: Runtime[Context]) -> dict:
         plan = ask(ctx, run_id=state["run_id"], node="plan_refinement", role="planner",
                    call_key=f"{step_key(state)}/plan{len(state['attempts'])}", prompt=prompt,
                    parse=lambda text: text.strip()[:PLAN_LIMIT] or _empty())
-    except AnswerError:
+    except NO_ANSWER:
         plan = state["target"]["plan"]
     return {"target": {**state["target"], "plan": plan}}
 

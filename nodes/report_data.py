@@ -176,7 +176,7 @@ def final_solution(state: dict) -> dict | None:
 PIPELINE_LANE = ENSEMBLE_LANE  # pipeline-level work: search, ensemble, submit, floor, the Enhancer
 # a lane's calls are keyed "lane<k>/..."; the leakage checks name theirs after the attempt folder "lane<k>_..."
 LANE_KEY = re.compile(r"^lane(\d+)(?:[/_#]|$)")
-PIPELINE_RUN = re.compile(r"-run(\d+)$")
+PIPELINE_RUN = re.compile(r"-run(\d+)(?:\.b\d+)?$")  # .b2: a branch (graph/threads.py)
 SUBMISSION_KEYS = ("floor/", "submit/")
 # A script's phase is named after the node whose model calls belong to the same work, so that one table
 # adds both up. The rule: drop "lane<k>/", take the first path component without its trailing number

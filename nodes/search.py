@@ -17,7 +17,7 @@ from langgraph.types import Send
 
 from graph.context import Context, run_context
 from nodes.common import emit, fmt_score, task_header, task_of
-from nodes.llm import ask
+from nodes.llm import NO_ANSWER, ask
 from prompts.search import (APPROACHES_SCHEMA, FLOOR_NOTE, PICK_APPROACHES, PROPOSE_APPROACHES,
                             WEB_APPROACHES_SCHEMA, WEB_QUERY, WEB_RESULT)
 from runtime.catalog import Approach, applicable, inspect_columns, is_specialist, render_example
@@ -160,7 +160,7 @@ def web_approaches(ctx: Context, state: dict, task: Task, catalog: list[Approach
     try:
         return ask(ctx, run_id=state["run_id"], node="search", role="planner", call_key="search/web",
                    prompt=prompt, parse=parse, schema=WEB_APPROACHES_SCHEMA)
-    except AnswerError as exc:
+    except NO_ANSWER as exc:
         log.warning("no approaches from the web results; going on with the catalog only: %s", exc)
         return []
 
@@ -207,7 +207,7 @@ def search(state: dict, runtime: Runtime[Context]) -> dict:
                          prompt=prompt, parse=parse_keys(keys), schema=APPROACHES_SCHEMA)
             specialists = [a.key for a in options if is_specialist(a)]
             order = keep_specialists(picked + [k for k in keys if k not in picked], specialists, wanted)
-        except AnswerError:
+        except NO_ANSWER:
             order = keys  # the catalog's own prior order (web approaches interleaved) is a sound ranking
     by_key = {a.key: a for a in options}
     from_web = {a["key"]: a for a in web}

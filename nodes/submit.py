@@ -10,13 +10,13 @@ from graph.context import Context, run_context
 from nodes.common import emit, fmt_score, task_header, task_of
 from nodes.debug import run_with_debugging
 from nodes.ensemble import final_candidates
-from nodes.llm import ask, run_budget_problem, run_started_at
+from nodes.llm import NO_ANSWER, ask, run_budget_problem, run_started_at
 from nodes.review import ask_person, wants_review
 from prompts.submit import SUBMISSION_PROBLEMS, SUBMISSION_RULES, SUBMISSION_SCRIPT
 from runtime.catalog import applicable, render_example
 from runtime import board
 from runtime.journal import open_journal
-from runtime.parsing import AnswerError, extract_code
+from runtime.parsing import extract_code
 from runtime.task import Task, validate_submission
 
 MAX_SOURCES = 3
@@ -78,7 +78,7 @@ def write_submission_script(ctx: Context, state: dict, source: dict, index: int)
     try:
         code = ask(ctx, run_id=state["run_id"], node="submit", role="coder", call_key=key, prompt=prompt,
                    parse=extract_code)
-    except AnswerError:
+    except NO_ANSWER:
         return None
     solution, _ = run_with_debugging(ctx, {**state, "lane": -1}, code=code, exec_key=key, node="submit",
                                      check=submission_check(task), rules=submission_rules(task, ctx))

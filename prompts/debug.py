@@ -12,7 +12,16 @@ What went wrong:
 {error}
 
 Fix the problem and keep the rest of the script unchanged.
-{rules}"""
+{rules}
+Answer with the fix as edits of the script, each in this form (copy the SEARCH lines exactly from the script):
+```
+<<<<<<< SEARCH
+lines of the script to replace
+=======
+their replacement
+>>>>>>> REPLACE
+```
+Only if most of the script must change, answer instead with the whole fixed script in one ```python block."""
 
 NO_SCORE = ("The script finished but printed no valid 'Final Validation Performance: <number>' line "
             "(the score must be a finite number).")

@@ -16,7 +16,8 @@ IMPLEMENT_ENSEMBLE = """{task_header}
 Ensemble plan: {plan}
 Write one script that trains every model above on the same training rows, combines their validation
 predictions as planned, and scores the combination.
-{rules}"""
+{rules}
+Answer with ONE complete Python script in a single ```python code block."""
 
 SOLUTION_ITEM = """Solution {i} (validation {metric}: {score}):
 ```python

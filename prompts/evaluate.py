@@ -10,4 +10,5 @@ Example code for this approach (adapt it to the task; keep what works):
 {example_code}
 ```
 
-{rules}"""
+{rules}
+Answer with ONE complete Python script in a single ```python code block."""

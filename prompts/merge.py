@@ -14,4 +14,5 @@ Another solution (validation {metric}: {other_score}):
 ```
 Write one script that trains both models and combines their validation predictions (simple average of
 predictions or probabilities), keeping the best preprocessing of each.
-{rules}"""
+{rules}
+Answer with ONE complete Python script in a single ```python code block."""

@@ -12,7 +12,8 @@ Turn it into the final script: keep the validation step and its score line, then
 ./input/{test_file} and write ./submission.csv with exactly the columns {submission_columns}, one row per
 test id, in the same format as ./input/{sample_file} ({prediction_note}).
 {goal}If the script has a SUBMIT flag, set it to True.
-{rules}"""
+{rules}
+Answer with ONE complete Python script in a single ```python code block."""
 
 SUBMISSION_RULES = """Rules for the submission script:
 - Read the data from ./input/ ; it must read ./input/{test_file} and write ./submission.csv with the columns
@@ -22,7 +23,6 @@ SUBMISSION_RULES = """Rules for the submission script:
 - Keep saving the validation predictions to ./val_predictions.csv (column "row" = the validation rows' index in
   train.csv, then {prediction_columns}).
 - Use only pandas, numpy, scikit-learn and lightgbm. No internet, no installs, no plots, no input().
-- The script must finish within {timeout_s} seconds.
-Answer with ONE complete Python script in a single ```python code block."""
+- The script must finish within {timeout_s} seconds."""
 
 SUBMISSION_PROBLEMS = """The submission file was not valid: {problems}"""

@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from runtime.parsing import AnswerError
 
 PER_MILLION = 1_000_000
 # USD per 1M input / output tokens (standard tier) as published on https://openai.com/api/pricing in 2025.
@@ -38,9 +37,10 @@ PRICES_EXAMPLE = "openai:gpt-4o-mini=0.15/0.60,openai:gpt-4o=2.5/10"
 Prices = dict[str, tuple[float, float]]
 
 
-class BudgetExhausted(AnswerError):
-    """A run's budget is spent: no new model call. An AnswerError, so every caller of `ask` already
-    degrades the way it does for an unusable answer (keep what it has, skip the step)."""
+class BudgetExhausted(Exception):
+    """A run's budget is spent: no new model call. Not an AnswerError: the answer was never asked for, and
+    a node says so ("skipped: budget spent") instead of recording a failed step. Callers of `ask` catch
+    both (NO_ANSWER in nodes/llm.py) where either way they keep what they have and skip the step."""
 
 
 class BudgetSettings(Protocol):

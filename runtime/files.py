@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
+
+#: A name that becomes one folder (run ids, task names): no separator, not starting with '.'.
+SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 
 
 def _replace_with(path: str | os.PathLike[str], fill: Callable[[BinaryIO], None]) -> Path:

@@ -245,6 +245,14 @@ class Journal:
         with self._lock:
             return list(self.db[META_RUNS].rows_where("meta_id = ?", [meta_id], order_by="run_index"))
 
+    def unused_run_id(self, run_id: str) -> str:
+        """`run_id` if no run has it, else the first free `run_id.b2`, `run_id.b3`, ..."""
+        branch = 2
+        candidate = run_id
+        while self.get_run(candidate):
+            candidate, branch = f"{run_id}.b{branch}", branch + 1
+        return candidate
+
     def get_run(self, run_id: str) -> dict | None:
         with self._lock:
             rows = list(self.db[RUNS].rows_where("run_id = ?", [run_id]))

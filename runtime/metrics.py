@@ -10,14 +10,17 @@ calls such a submission wrong would mislead the agent.
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import os
 import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import cohen_kappa_score, f1_score, r2_score, roc_auc_score
+from scipy.stats import spearmanr
+from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score, f1_score, r2_score, roc_auc_score
 
 #: Probabilities are clipped to [EPS, 1 - EPS] before taking logs (the usual Kaggle convention).
 EPS = 1e-15
@@ -106,6 +109,14 @@ def _f1_macro(y_true, y_pred) -> float:
     return float(f1_score(label_keys(y_true), label_keys(y_pred), average="macro", zero_division=0))
 
 
+def _f1_weighted(y_true, y_pred) -> float:
+    return float(f1_score(label_keys(y_true), label_keys(y_pred), average="weighted", zero_division=0))
+
+
+def _balanced_accuracy(y_true, y_pred) -> float:
+    return float(balanced_accuracy_score(label_keys(y_true), label_keys(y_pred)))
+
+
 def _qwk(y_true, y_pred) -> float:
     return float(cohen_kappa_score(label_keys(y_true), label_keys(y_pred), weights="quadratic"))
 
@@ -168,6 +179,17 @@ def _rmsle(y_true, y_pred) -> float:
     return math.sqrt(float(np.mean((np.log1p(pred) - np.log1p(true)) ** 2)))
 
 
+def _msle(y_true, y_pred) -> float:
+    return _rmsle(y_true, y_pred) ** 2
+
+
+def _spearman(y_true, y_pred) -> float:
+    value = spearmanr(_as_float(y_true), _as_float(y_pred)).statistic
+    if not math.isfinite(value):
+        raise ValueError("spearman is undefined when the true or the predicted values are all equal")
+    return float(value)
+
+
 def _mape(y_true, y_pred) -> float:
     true, pred = _as_float(y_true), _as_float(y_pred)
     if (true == 0).any():
@@ -181,6 +203,10 @@ METRICS: dict[str, Metric] = {
         Metric("accuracy", False, "classification", "label", _accuracy, "fraction of correct labels"),
         Metric("f1", False, "classification", "label", _f1, "binary F1 of the positive class"),
         Metric("f1_macro", False, "classification", "label", _f1_macro, "unweighted mean of per-class F1"),
+        Metric("f1_weighted", False, "classification", "label", _f1_weighted,
+               "mean of per-class F1 weighted by class frequency"),
+        Metric("balanced_accuracy", False, "classification", "label", _balanced_accuracy,
+               "balanced accuracy: mean of per-class recall"),
         Metric("qwk", False, "classification", "label", _qwk, "quadratic weighted Cohen's kappa"),
         Metric("auc", False, "classification", "probability", _auc, "area under the ROC curve"),
         Metric("logloss", True, "classification", "probability", _logloss, "binary or multi-class log loss"),
@@ -189,9 +215,45 @@ METRICS: dict[str, Metric] = {
         Metric("mae", True, "regression", "value", _mae, "mean absolute error"),
         Metric("r2", False, "regression", "value", _r2, "coefficient of determination"),
         Metric("rmsle", True, "regression", "value", _rmsle, "root mean squared log error", nonnegative=True),
+        Metric("msle", True, "regression", "value", _msle, "mean squared log error", nonnegative=True),
+        Metric("spearman", False, "regression", "value", _spearman, "Spearman rank correlation"),
         Metric("mape", True, "regression", "value", _mape, "mean absolute percentage error (fraction)"),
     )
 }
+
+#: A task's own metric, task.json "metric": "FILE.py:FUNCTION": score(y_true, y_pred) -> float in that file of
+#: the task folder (the user's code, trusted like the folder). y_true holds labels or values, y_pred what the
+#: submission holds (labels, probabilities or values).
+TASK_METRIC = re.compile(r"^(?P<file>[A-Za-z0-9_][\w.-]*\.py):(?P<function>[A-Za-z_]\w*)$")
+TASK_METRIC_MODULE = "task_metric"  # the file's name in a run's input folder, where scripts import it from
+
+
+def register_task_metric(root: str, spec: str, lower_is_better: bool, task_type: str) -> str:
+    """Load a task's own metric from its folder and register it under `spec`; ValueError says what is wrong."""
+    match = TASK_METRIC.match(spec)
+    if match is None:
+        raise ValueError(f"{spec!r} is not of the form FILE.py:FUNCTION, e.g. metric.py:score")
+    path = os.path.join(root, match["file"])
+    if not os.path.isfile(path):
+        raise ValueError(f"the metric file {path} does not exist: add it to the task folder, defining "
+                         f"{match['function']}(y_true, y_pred) -> float")
+    module_spec = importlib.util.spec_from_file_location(f"{TASK_METRIC_MODULE}_{abs(hash(path))}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as exc:
+        raise ValueError(f"the metric file {path} fails to load: {type(exc).__name__}: {exc}") from None
+    function = getattr(module, match["function"], None)
+    if not callable(function):
+        raise ValueError(f"{path} defines no function {match['function']}(y_true, y_pred)")
+
+    def task_score(y_true, y_pred, labels=None) -> float:
+        return float(function(np.asarray(y_true), np.asarray(y_pred)))
+
+    METRICS[spec] = Metric(spec, lower_is_better, task_type, "label" if task_type == "classification" else "value",
+                           task_score, f"the task's own metric ({spec} in the task folder)")
+    return spec
+
 
 # ---------------------------------------------------------------------------------------------
 # detection from text
@@ -203,6 +265,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "accuracy": (r"accuracy", r"classification accuracy", r"fraction of correct(?:ly classified)?\w*"),
     "f1": (r"f1", r"f1[- ]score", r"f[- ]score", r"f[- ]measure", r"binary f1"),
     "f1_macro": (r"macro[- ]?(?:averaged )?f1(?:[- ]score)?", r"f1[- ]macro", r"mean f1(?:[- ]score)?"),
+    "f1_weighted": (r"weighted[- ]?(?:averaged )?f1(?:[- ]score)?", r"f1[- ]weighted"),
+    "balanced_accuracy": (r"balanced[- ]accuracy", r"mean (?:per[- ]class )?recall"),
     "qwk": (r"quadratic(?:ally)? weighted (?:cohen'?s )?kappa", r"qwk"),
     "auc": (
         r"auc", r"roc[- _]auc", r"auc[- ]roc", r"roc curve", r"area under (?:the )?(?:roc )?curve",
@@ -216,7 +280,10 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "rmse": (r"rmse", r"root[- ]mean[- ]squared?[- ]error", r"root of (?:the )?mean squared error"),
     "mae": (r"mae", r"mean absolute error"),
     "r2": (r"r2", r"r\^2", r"r²", r"r-squared", r"coefficient of determination"),
-    "rmsle": (r"rmsle", r"root[- ]mean[- ]squared?[- ]log(?:arithmic)?[- ]error"),
+    "rmsle": (r"rmsle", r"root[- ]mean[- ]squared?[- ]log(?:arithmic)?[- ]error",
+              r"root[- ]mean[- ]squared?[- ]error (?:between|of) the log(?:arithm)?s?\b(?: of)?"),
+    "msle": (r"msle", r"mean[- ]squared?[- ]log(?:arithmic)?[- ]error"),
+    "spearman": (r"spearman(?:'s)?(?: rank)?(?: correlation)?(?: coefficient)?", r"spearman'?s? rho"),
     "mape": (r"mape", r"mean absolute percentage error"),
 }
 
@@ -300,6 +367,8 @@ def detect_metric(text: str) -> tuple[str, bool] | None:
 
 def resolve_metric_name(name: str) -> str | None:
     """Registry key for a metric name or alias ("roc_auc", "RMSE", "log loss"...), else None."""
+    if str(name).strip() in METRICS:  # a task's own metric keeps its case
+        return str(name).strip()
     cleaned = str(name).strip().lower()
     if cleaned in METRICS:
         return cleaned
@@ -321,7 +390,7 @@ def score(metric: str, y_true, y_pred, labels: Sequence[str] | None = None) -> f
     fn = METRICS[metric].fn
     pred = np.asarray(y_pred)
     if pred.ndim == 2:
-        if metric not in ("auc", "logloss"):
+        if metric not in ("auc", "logloss") and not TASK_METRIC.match(metric):
             raise ValueError(f"{metric} takes one prediction per row, not class probabilities")
         return fn(np.asarray(y_true), pred, labels)
     return fn(np.asarray(y_true), pred)

@@ -20,7 +20,8 @@ import importlib
 import logging
 import os
 import re
-from typing import TYPE_CHECKING, Any, Callable
+import sys
+from typing import TYPE_CHECKING, Any, Callable, Literal, get_args
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
@@ -42,8 +43,10 @@ log = logging.getLogger(__name__)
 ROLES = ("coder", "planner", "reviewer", "enhancer")
 PROVIDERS = ("local", "openai", "hf", "scripted")
 DEFAULT_SPEC = "local"
-HF_QUANTIZATIONS = ("4bit", "8bit", "none")
-STRUCTURED_OUTPUT_MODES = ("schema", "json", "off")
+HfQuantization = Literal["4bit", "8bit", "none"]
+StructuredOutput = Literal["schema", "json", "off"]
+HF_QUANTIZATIONS = get_args(HfQuantization)
+STRUCTURED_OUTPUT_MODES = get_args(StructuredOutput)
 _SPEC_EXAMPLES = ("'local', 'local:/models/x.gguf', 'openai:gpt-4o-mini', 'hf:Qwen/Qwen2.5-Coder-7B-Instruct', "
                   "'scripted:my_pkg.answers:respond'")
 # A Hub repository id: "name" or "owner/name" (letters, digits, '-', '_', '.').
@@ -136,8 +139,16 @@ def _import_responder(ref: str) -> Responder:
     module_name, _, func_name = ref.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"cannot import responder module {module_name!r}: {exc}") from exc
+    except ImportError:
+        # as `python -m` would: the current folder is where a user's own responder module usually is
+        if os.getcwd() not in sys.path:
+            sys.path.append(os.getcwd())
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ValueError(f"cannot import responder module {module_name!r} ({exc}), neither from the "
+                             f"installed packages nor from the current folder {os.getcwd()}; run from the "
+                             f"folder that holds it or add that folder to PYTHONPATH") from exc
     responder = getattr(module, func_name, None)
     if not callable(responder):
         raise ValueError(f"{module_name!r} has no callable {func_name!r}")

@@ -24,7 +24,8 @@ import textwrap
 from dataclasses import dataclass
 from typing import Any, Callable
 
-__all__ = ["AnswerError", "extract_code", "extract_json", "locate_block", "replace_block"]
+__all__ = ["AnswerError", "apply_edits", "extract_code", "extract_json", "fix_parser", "locate_block",
+           "replace_block"]
 
 
 class AnswerError(ValueError):
@@ -128,6 +129,45 @@ def extract_code(text: str) -> str:
         "no code block found in the answer. Answer with the complete Python script inside one "
         "```python ... ``` block."
     )
+
+
+#: One SEARCH/REPLACE edit of a script (the debugger's answer format): the lines to find, then their replacement.
+_EDIT = re.compile(r"^<{5,9} ?SEARCH[ \t]*\n(.*?)^={5,9}[ \t]*\n(.*?)^>{5,9} ?REPLACE[ \t]*$", re.S | re.M)
+
+
+def apply_edits(code: str, text: str) -> str | None:
+    """`code` with the answer's SEARCH/REPLACE edits applied in order; None when the answer holds no edit.
+    Each SEARCH text must occur exactly once (compared line by line without trailing spaces)."""
+    edits = _EDIT.findall(text)
+    if not edits:
+        return None
+    for number, (search, replacement) in enumerate(edits, 1):
+        code = _apply_edit(code, search, replacement, number)
+    if not _parses(code):
+        raise AnswerError(f"after your edits the script is no longer valid Python ({_syntax_error(code)}). "
+                          "Answer again with edits that keep it valid, or with the whole fixed script.")
+    return code
+
+
+def _apply_edit(code: str, search: str, replacement: str, number: int) -> str:
+    lines = [line.rstrip() for line in code.splitlines()]
+    wanted = [line.rstrip() for line in search.rstrip("\n").splitlines()]
+    starts = [i for i in range(len(lines) - len(wanted) + 1) if wanted and lines[i:i + len(wanted)] == wanted]
+    if len(starts) != 1:
+        where = "are not in the script" if not starts else f"occur {len(starts)} times in the script"
+        raise AnswerError(f"edit {number}: its SEARCH lines {where}; copy them exactly from the script (enough "
+                          "lines to be unique), or answer with the whole fixed script in one ```python block.")
+    start = starts[0]
+    new = lines[:start] + replacement.rstrip("\n").splitlines() + lines[start + len(wanted):]
+    return "\n".join(new) + "\n"
+
+
+def fix_parser(code: str) -> Callable[[str], str]:
+    """Parse a debugger's answer: edits of `code`, or a whole new script."""
+    def parse(text: str) -> str:
+        edited = apply_edits(code, text)
+        return edited if edited is not None else extract_code(text)
+    return parse
 
 
 def _pick_among_blocks(bodies: list[str]) -> str:

@@ -61,18 +61,21 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping, get_args
 
 import psutil
 
 from runtime.compute import exclusive_compute
 from runtime.files import NotRegularFile, open_regular
+from runtime.stop import raise_if_stopped, running_group
 
 log = logging.getLogger(__name__)
 
-ISOLATION_CHOICES = ("auto", "bwrap", "subprocess")
+Isolation = Literal["auto", "bwrap", "subprocess"]
+ISOLATION_CHOICES = get_args(Isolation)
 TAIL_CHARS = 3000
 POLL_INTERVAL_S = 0.1
+DISK_CHECK_S = 1.0
 SANDBOX_UID = 65534  # "nobody" inside bwrap's user namespace, with no capabilities
 TMPFS_BYTES = 64 * 1024 * 1024  # each of the sandbox's private /tmp and /dev/shm
 # RLIMIT_AS = AS_FACTOR * memory_mb + AS_HEADROOM_MB. Importing pandas+sklearn+lightgbm alone
@@ -112,7 +115,7 @@ _ENV_DEFAULTS = {
 
 @dataclass
 class ExecutionResult:
-    """Outcome of one script run; ``status`` is ok | error | timeout | memory | processes | refused."""
+    """Outcome of one script run; ``status`` is ok | error | timeout | memory | processes | disk | refused."""
 
     status: str
     returncode: int | None
@@ -124,7 +127,7 @@ class ExecutionResult:
     isolation: str = ""
     printed_score: float | None = None   # what the script printed, when the agent recomputed ``score``
     score_note: str = ""                 # how the score was obtained, or why there is none
-
+    peak_memory_mb: float = 0.0          # largest summed RSS of the process tree seen (sampled every 0.1 s)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -145,6 +148,7 @@ class ExecutionResult:
             isolation=str(d.get("isolation", "")),
             printed_score=None if d.get("printed_score") is None else float(d["printed_score"]),
             score_note=str(d.get("score_note", "")),
+            peak_memory_mb=float(d.get("peak_memory_mb") or 0.0),
         )
 
     @property
@@ -261,6 +265,7 @@ class _ProcessTree:
         self.run_tag = run_tag
         self.root = psutil.Process(pid)
         self.seen: dict[int, psutil.Process] = {pid: self.root}
+        self.peak_rss = 0
 
     def usage(self) -> tuple[int, int]:
         """(summed RSS in bytes, number of live processes) of the root and all descendants, recording them."""
@@ -273,6 +278,7 @@ class _ProcessTree:
                 if proc.status() != psutil.STATUS_ZOMBIE:
                     total += proc.memory_info().rss
                     live += 1
+        self.peak_rss = max(self.peak_rss, total)
         return total, live
 
     def _tagged(self) -> list[psutil.Process]:
@@ -350,20 +356,43 @@ def _has_exited(pid: int) -> bool:
         return True
 
 
-def _supervise(tree: _ProcessTree, deadline: float, memory_bytes: int, max_processes: int) -> str:
-    """Poll until the script exits ("exited"), times out ("timeout"), blows memory ("memory")
-    or holds too many processes ("processes")."""
+def _supervise(tree: _ProcessTree, deadline: float, memory_bytes: int, max_processes: int,
+               folder: Path, disk_bytes: int) -> str:
+    """Poll until the script exits ("exited"), times out ("timeout"), blows memory ("memory"), holds too
+    many processes ("processes") or fills its folder past the disk quota ("disk", checked every second)."""
+    next_disk_check = 0.0
     while True:
         if _has_exited(tree.root.pid):
             return "exited"
-        if time.monotonic() >= deadline:
+        now = time.monotonic()
+        if now >= deadline:
             return "timeout"
         rss, live = tree.usage()
         if rss > memory_bytes:
             return "memory"
         if live > max_processes:
             return "processes"
+        if now >= next_disk_check:
+            if folder_bytes(folder) > disk_bytes:
+                return "disk"
+            next_disk_check = now + DISK_CHECK_S
         time.sleep(max(0.0, min(POLL_INTERVAL_S, deadline - time.monotonic())))
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes of the regular files under `folder`, links not followed (the input link is not the script's)."""
+    total, pending = 0, [str(folder)]
+    while pending:
+        try:
+            with os.scandir(pending.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+                    elif entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_blocks * 512
+        except OSError:  # removed while we looked
+            pass
+    return total
 
 
 def _classify(reason: str, returncode: int, stderr_tail: str) -> str:
@@ -379,7 +408,10 @@ def _classify(reason: str, returncode: int, stderr_tail: str) -> str:
     return "error"
 
 
-def _kill_note(reason: str, timeout_s: float, memory_mb: int, max_processes: int) -> str:
+def _kill_note(reason: str, limits: "Limits") -> str:
+    if reason == "disk":
+        return f"\n[sandbox] killed: the files it wrote in its folder exceeded {limits.max_disk_mb} MB\n"
+    timeout_s, memory_mb, max_processes = limits.timeout_s, limits.memory_mb, limits.max_processes
     if reason == "timeout":
         return f"\n[sandbox] killed: exceeded the wall-clock limit of {timeout_s:g} s\n"
     if reason == "processes":
@@ -411,25 +443,28 @@ def bwrap_problem() -> str | None:
 
 
 def resolve_isolation(requested: str) -> str:
-    """The backend to use for `requested` (auto | bwrap | subprocess); auto falls back to subprocess with a warning."""
+    """The backend to use for `requested` (auto | bwrap | subprocess). Without a working bubblewrap, `auto`
+    refuses like `bwrap`: generated code never runs unconfined unless the user chose it knowingly."""
     if requested not in ISOLATION_CHOICES:
         raise ValueError(f"isolation must be one of {', '.join(ISOLATION_CHOICES)}, got {requested!r}")
     if requested == "subprocess":
+        _warn_once("isolation=subprocess was chosen")
         return "subprocess"
     problem = bwrap_problem()
     if problem is None:
         return "bwrap"
-    if requested == "bwrap":
-        raise IsolationUnavailable(f"isolation=bwrap was requested but {problem}. Install bubblewrap or set "
-                                   "isolation=subprocess (weaker: scripts then share your files and network).")
-    _warn_once(problem)
-    return "subprocess"
+    raise IsolationUnavailable(
+        f"Generated scripts need a sandbox, and {problem}. Install bubblewrap (Debian/Ubuntu: sudo apt-get "
+        f"install bubblewrap; Fedora: sudo dnf install bubblewrap) and make sure unprivileged user namespaces "
+        f"are allowed (sysctl kernel.unprivileged_userns_clone=1), or accept running model-written code with "
+        f"your files, network and secrets within its reach: --set isolation=subprocess (time, memory and "
+        f"process limits and a scrubbed environment only; the static checks are not a security boundary).")
 
 
 @functools.lru_cache(maxsize=1)
-def _warn_once(problem: str) -> None:
-    log.warning("Generated scripts run WITHOUT filesystem and network isolation: %s. They still get time, "
-                "memory and process limits and a scrubbed environment.", problem)
+def _warn_once(reason: str) -> None:
+    log.warning("Generated scripts run WITHOUT filesystem and network isolation (%s). They still get time, "
+                "memory and process limits and a scrubbed environment.", reason)
 
 
 def _python_roots(python: str) -> list[str]:
@@ -490,11 +525,12 @@ class Limits:
     memory_mb: int
     max_processes: int = 64
     max_file_mb: int = 2048
+    max_disk_mb: int = 4096
 
 
 def _execute(attempt: Path, input_dir: Path, script_name: str, python: str, limits: Limits,
-             isolation: str) -> tuple[str, int | None, float]:
-    """Run the script; return (status, returncode, duration). Must be called under the lock."""
+             isolation: str) -> tuple[str, int | None, float, int]:
+    """Run the script; return (status, returncode, duration, peak RSS in bytes). Must be called under the lock."""
     run_tag = uuid.uuid4().hex
     env = scrubbed_env()
     env["HOME"] = str(attempt)
@@ -520,7 +556,9 @@ def _execute(attempt: Path, input_dir: Path, script_name: str, python: str, limi
         tree = _ProcessTree(proc.pid, run_tag)
         # bwrap itself and its namespace init count as processes too.
         allowed = limits.max_processes + (2 if prefix else 0)
-        reason = _supervise(tree, start + limits.timeout_s, limits.memory_mb * 1024 * 1024, allowed)
+        with running_group(proc.pid):
+            reason = _supervise(tree, start + limits.timeout_s, limits.memory_mb * 1024 * 1024, allowed,
+                                attempt, limits.max_disk_mb * 1024 * 1024)
         tree.kill_all()
     finally:
         # Also the cleanup path if supervision itself raised: never leave the script running.
@@ -529,12 +567,12 @@ def _execute(attempt: Path, input_dir: Path, script_name: str, python: str, limi
         returncode = proc.wait()
     duration = time.monotonic() - start
 
-    if reason in ("timeout", "memory", "processes"):
+    if reason in ("timeout", "memory", "processes", "disk"):
         with _suppress_os_error(), open_regular(stderr_path, "ab") as f:  # never append through a symlink
-            f.write(_kill_note(reason, limits.timeout_s, limits.memory_mb, limits.max_processes).encode())
-        return reason, None, duration
+            f.write(_kill_note(reason, limits).encode())
+        return reason, None, duration, tree.peak_rss
     stderr_scan = _read_tail(stderr_path, 64 * 1024)
-    return _classify(reason, returncode, stderr_scan), returncode, duration
+    return _classify(reason, returncode, stderr_scan), returncode, duration, tree.peak_rss
 
 
 def run_script(
@@ -549,6 +587,7 @@ def run_script(
     isolation: str = "auto",
     max_processes: int = 64,
     max_file_mb: int = 2048,
+    max_disk_mb: int = Limits.max_disk_mb,
 ) -> ExecutionResult:
     """Write ``code`` into ``attempt_dir`` and run it isolated, under time/memory/process/file limits.
 
@@ -564,10 +603,13 @@ def run_script(
     _atomic_write(attempt / script_name, code)
     _link_input(attempt, input_path)
 
-    limits = Limits(timeout_s=timeout_s, memory_mb=memory_mb, max_processes=max_processes, max_file_mb=max_file_mb)
+    limits = Limits(timeout_s=timeout_s, memory_mb=memory_mb, max_processes=max_processes, max_file_mb=max_file_mb,
+                    max_disk_mb=max_disk_mb)
     with exclusive_compute():
-        status, returncode, duration = _execute(attempt, input_path, script_name, python or sys.executable,
-                                                limits, backend)
+        raise_if_stopped("this script")
+        status, returncode, duration, peak = _execute(attempt, input_path, script_name,
+                                                      python or sys.executable, limits, backend)
+    raise_if_stopped("this script (killed by the stop)")
 
     stdout_text = _read_tail(attempt / "stdout.txt", _SCORE_SCAN_BYTES)
     result = ExecutionResult(
@@ -579,6 +621,7 @@ def run_script(
         stdout_tail=stdout_text[-TAIL_CHARS:],
         stderr_tail=_read_tail(attempt / "stderr.txt", 4 * TAIL_CHARS)[-TAIL_CHARS:],
         isolation=backend,
+        peak_memory_mb=round(peak / 2**20, 1),
     )
     _atomic_write(attempt / "result.json", json.dumps(result.to_dict(), indent=2))
     return result

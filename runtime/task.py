@@ -25,7 +25,7 @@ import pandas as pd
 
 from prompts.task import METRIC_QUESTION
 from runtime import metrics
-from runtime.files import open_regular
+from runtime.files import SAFE_NAME, open_regular
 
 DESCRIPTION_FILES = ("description.md", "task_description.txt", "description.txt")
 SAMPLE_SUBMISSION_FILES = ("sample_submission.csv", "sampleSubmission.csv", "sample_submission.CSV")
@@ -83,6 +83,9 @@ class Task:
         for key in ("data_files", "target_columns", "classes"):
             if values[key] is not None:
                 values[key] = tuple(values[key])
+        if metrics.TASK_METRIC.match(values["metric"]) and values["metric"] not in metrics.METRICS:
+            metrics.register_task_metric(values["root"], values["metric"], values["lower_is_better"],
+                                         "classification" if values["classes"] else "regression")
         return cls(**values)
 
 
@@ -94,6 +97,7 @@ def load_task(path: str | os.PathLike, ask_model: Callable[[str], str] | None = 
     """Read a task folder; ``ask_model(prompt) -> text`` is consulted only when the metric is unclear."""
     root = _check_root(path)
     data_dir = os.path.join(root, "public") if os.path.isdir(os.path.join(root, "public")) else root
+    _check_links(root, data_dir)
     meta = _read_metadata(root)
     description = _read_description(root, data_dir)
     train_file = _require_file(data_dir, "train.csv", "add the training data (features and the target column)")
@@ -104,20 +108,24 @@ def load_task(path: str | os.PathLike, ask_model: Callable[[str], str] | None = 
     sample = read_csv(os.path.join(data_dir, sample_file))
 
     id_column = _id_column(meta, sample, test, sample_file, test_file)
+    _check_ids(test[id_column], sample[id_column], test_file, sample_file)
     target_columns = tuple(c for c in sample.columns if c != id_column)
     if not target_columns:
         raise TaskError(
             f"{sample_file} has only the id column {id_column!r}: add the prediction column(s) after the id"
         )
     target = _target(meta, train, test, id_column, target_columns)
-    metric, lower_is_better = _metric(meta, description, target_columns, ask_model)
+    if metrics.TASK_METRIC.match(str(meta.get("metric"))):
+        metric, lower_is_better = _task_metric(meta, root, train[target])
+    else:
+        metric, lower_is_better = _metric(meta, description, target_columns, ask_model)
     classification = metrics.METRICS[metric].task_type == "classification" or len(target_columns) > 1
     classes = _classes(meta, train[target], target_columns, classification)
     kind = _kind(meta, train, target, id_column, classification, classes)
     prediction = _prediction(target_columns, metric, classification, classes)
     answers = os.path.join(root, "private", "answers.csv")
     return Task(
-        name=str(meta.get("name") or os.path.basename(root.rstrip(os.sep))),
+        name=_task_name(meta, root),
         root=root,
         data_dir=data_dir,
         description=description,
@@ -180,6 +188,52 @@ def _check_root(path: str | os.PathLike) -> str:
             f"Task folder {root} is empty: put description.md, train.csv, test.csv and sample_submission.csv in it"
         )
     return root
+
+
+def _task_name(meta: dict, root: str) -> str:
+    """The name that becomes a workspace folder: task.json's "name", checked like a run id (so it cannot
+    point outside the workspace), else the folder's own name with unusual characters replaced."""
+    if "name" not in meta:
+        return re.sub(r"[^A-Za-z0-9_.-]+", "-", os.path.basename(root.rstrip(os.sep))).lstrip(".") or "task"
+    name = meta["name"]
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
+        raise TaskError(f'task.json "name" {name!r} is not a valid task name: it names a folder of the workspace, '
+                        f"so use letters, digits, '_', '-' and '.' (no '/', not starting with '.'), e.g. "
+                        f'"titanic"; fix "name" in {os.path.join(root, METADATA_FILE)}')
+    return name
+
+
+def _check_links(root: str, data_dir: str) -> None:
+    """A link in the data folder must stay inside it: one to the hidden answers (or anywhere else) would be
+    copied into every run, where the scripts read it."""
+    private = os.path.join(os.path.realpath(root), "private")
+    inside = os.path.realpath(data_dir)
+    for name in sorted(os.listdir(data_dir)):
+        path = os.path.join(data_dir, name)
+        if not os.path.islink(path):
+            continue
+        target = os.path.realpath(path)
+        if os.path.commonpath([target, inside]) != inside or os.path.commonpath([target, private]) == private:
+            raise TaskError(f"{path} is a link to {target}, outside the task's public data: the agent's scripts "
+                            f"would read it. Copy the file into {data_dir} instead, or remove the link")
+
+
+def _check_ids(test_ids: pd.Series, sample_ids: pd.Series, test_file: str, sample_file: str) -> None:
+    """Every test row has its own id, and the sample submission lists exactly the test ids: otherwise no
+    submission can be valid, and the run would find out only at the end."""
+    for ids, file in ((test_ids, test_file), (sample_ids, sample_file)):
+        repeated = ids[ids.duplicated()]
+        if len(repeated):
+            raise TaskError(f"{file} has {len(repeated)} repeated id(s) in column {ids.name!r} (e.g. "
+                            f"{_examples(repeated.unique())}): every row needs its own id; "
+                            f"fix {file} in the task folder")
+    test_set, sample_set = set(metrics.label_keys(test_ids)), set(metrics.label_keys(sample_ids))
+    if test_set != sample_set:
+        only_test, only_sample = sorted(test_set - sample_set), sorted(sample_set - test_set)
+        raise TaskError(f"The ids of {sample_file} differ from those of {test_file} (column {test_ids.name!r}): "
+                        f"{len(only_test)} only in {test_file} (e.g. {_examples(only_test) or '-'}), "
+                        f"{len(only_sample)} only in {sample_file} (e.g. {_examples(only_sample) or '-'}). "
+                        f"The sample submission must list exactly the test ids; fix one of the two files")
 
 
 def _read_metadata(root: str) -> dict:
@@ -275,11 +329,8 @@ def _metric(
     meta: dict, description: str, target_columns: tuple, ask_model: Callable[[str], str] | None
 ) -> tuple[str, bool]:
     if meta.get("metric"):
-        metric = metrics.resolve_metric_name(meta["metric"])
-        if metric is None:
-            raise TaskError(
-                f"Unknown metric {meta['metric']!r} in task.json: set \"metric\" to one of: {_known_metrics()}"
-            )
+        metric = metrics.resolve_metric_name(meta["metric"]) or _metric_from_text(
+            meta, description, target_columns, ask_model)
         lower = metrics.METRICS[metric].lower_is_better
         stated = meta.get("lower_is_better")
         if stated is not None and bool(stated) != lower:
@@ -297,6 +348,44 @@ def _metric(
             + _TASK_JSON_FIX.format(known=_known_metrics())
         )
     return _ask_metric(description, target_columns, ask_model)
+
+
+def _task_metric(meta: dict, root: str, target: pd.Series) -> tuple[str, bool]:
+    """task.json "metric": "metric.py:score": the task's own code, with the direction stated beside it."""
+    spec, lower = str(meta["metric"]), meta.get("lower_is_better")
+    if not isinstance(lower, bool):
+        raise TaskError(f'task.json "metric": "{spec}" names the task\'s own metric code; say which way is '
+                        f'better with "lower_is_better": true or false beside it')
+    if meta.get("kind"):
+        classification = meta["kind"] in ("binary", "multiclass")
+    else:
+        numeric = pd.to_numeric(target.dropna(), errors="coerce")
+        classification = bool(numeric.isna().any() or (numeric.nunique() <= 20 and (numeric % 1 == 0).all()))
+    try:
+        metrics.register_task_metric(root, spec, lower, "classification" if classification else "regression")
+    except ValueError as exc:
+        raise TaskError(f'task.json "metric": {exc}') from None
+    return spec, lower
+
+
+def _metric_from_text(meta: dict, description: str, target_columns: tuple,
+                      ask_model: Callable[[str], str] | None) -> str:
+    """A metric name the table does not know (a Kaggle task has whatever metric it has): the description
+    says which known metric it is, else the planner model is asked, given the name and the description."""
+    named = f"The metric is called {meta['metric']!r}.\n\n{description}"
+    detected = metrics.detect_metric(description)
+    if detected:
+        return detected[0]
+    if ask_model is not None:
+        try:
+            return _ask_metric(named, target_columns, ask_model)[0]
+        except TaskError:
+            pass
+    raise TaskError(
+        f"Unknown metric {meta['metric']!r} in task.json, and neither the description nor the model "
+        f"{'(none was given) ' if ask_model is None else ''}could tell which known metric it is: set \"metric\" "
+        f"to one of: {_known_metrics()}; or bring the metric as code: \"metric\": \"metric.py:score\" with "
+        f"\"lower_is_better\", where metric.py in the task folder defines score(y_true, y_pred)")
 
 
 def _ask_metric(description: str, target_columns: tuple, ask_model: Callable[[str], str]) -> tuple[str, bool]:
@@ -519,13 +608,19 @@ def validate_submission(task: Task, submission_path: str | os.PathLike) -> list[
         return [f"Submission file {path} is a link or special file: write the CSV itself, as a regular file"]
     if not os.path.isfile(path):
         return [f"Submission file {path} does not exist: write the predictions to it"]
+    sample = read_csv(task.path(task.sample_submission_file))
+    test = read_csv(task.path(task.test_file))
+    limit = largest_submission_bytes(task, len(test), len(sample.columns))
+    size = os.path.getsize(path)
+    if size > limit:
+        return [f"Submission file {path} is {size / 1e6:.1f} MB, far more than {len(test)} rows of "
+                f"{len(sample.columns)} columns need (at most {limit / 1e6:.1f} MB): write one row per test id "
+                f"with the columns of {task.sample_submission_file}, nothing else"]
     try:
         with open_regular(path) as f:
             submission = pd.read_csv(f, low_memory=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as e:
         return [f"Submission file {path} cannot be read as CSV: {str(e).strip() or type(e).__name__}"]
-    sample = read_csv(task.path(task.sample_submission_file))
-    test = read_csv(task.path(task.test_file))
 
     problems = []
     expected = list(sample.columns)
@@ -538,6 +633,13 @@ def validate_submission(task: Task, submission_path: str | os.PathLike) -> list[
     for column in (c for c in task.target_columns if c in submission.columns):
         problems += _value_problems(task, submission[column])
     return problems
+
+
+def largest_submission_bytes(task: Task, rows: int, columns: int) -> int:
+    """The size a valid submission can reach: the sample submission (the ids) plus 32 bytes for every
+    prediction cell (a float printed in full is 20-25), plus 1 MB of slack. Checked before reading, so that
+    a script's 2 GB file is never parsed by the agent, whose memory is not bounded like a script's."""
+    return os.path.getsize(task.path(task.sample_submission_file)) + rows * columns * 32 + 1_000_000
 
 
 def _id_problems(got: pd.Series, expected: pd.Series, id_column: str) -> list[str]:

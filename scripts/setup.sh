@@ -5,14 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 # bubblewrap isolates generated scripts (docs/security.md). Installed when we may (root and apt-get);
-# otherwise scripts run under the weaker subprocess backend, with a warning at every run.
+# without it no generated script runs unless you opt in to the weaker backend (--set isolation=subprocess).
 if ! command -v bwrap >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get install -y -qq bubblewrap >/dev/null 2>&1 ||
       { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq bubblewrap >/dev/null 2>&1; } ||
-      echo "note: could not install bubblewrap; generated scripts will run without filesystem isolation" >&2
+      echo "note: could not install bubblewrap; runs refuse to execute generated scripts until it is installed (or --set isolation=subprocess)" >&2
   else
-    echo "note: bubblewrap (bwrap) is not installed; for isolated scripts: sudo apt-get install bubblewrap" >&2
+    echo "note: bubblewrap (bwrap) is not installed; runs need it to execute generated scripts: sudo apt-get install bubblewrap" >&2
   fi
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv

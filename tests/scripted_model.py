@@ -94,8 +94,10 @@ def respond(messages: list[BaseMessage]) -> str:
     if job == "write a solution script":
         code = first_script(prompt)
         return fenced(code if "lightgbm" not in code.lower() else BUG + code)
-    if job == "fix a failing script":
-        return fenced(first_script(prompt).replace(BUG, ""))
+    if job == "fix a failing script":  # as the prompt asks: an edit of the failing lines (else a whole script)
+        if BUG in first_script(prompt):
+            return f"Remove the bad import.\n```\n<<<<<<< SEARCH\n{BUG}=======\n>>>>>>> REPLACE\n```\n"
+        return fenced(first_script(prompt))
     if job in ("merge two solutions", "implement an ensemble", "ablation study"):
         return fenced(first_script(prompt))
     if job == "summarise an ablation study":

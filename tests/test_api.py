@@ -26,6 +26,8 @@ from runtime.journal import open_journal
 from runtime.task import grade_submission, load_task
 from tests.conftest import EXAMPLES, ROOT, scripted_context
 
+pytestmark = pytest.mark.slow  # starts a real `langgraph dev` server and drives runs through it
+
 CLI = Path(sys.executable).with_name("langgraph")
 FAST = dict(num_lanes=1, num_candidates=1, refine_steps=0, ensemble_rounds=0, debug_rounds=1)
 
@@ -94,6 +96,56 @@ def test_the_server_draws_and_describes_both_graphs_and_every_setting(server):
     form = schemas["context_schema"]["properties"]
     assert all(field.get("description") for field in form.values())  # Studio's form explains every field
     assert (form["num_lanes"]["minimum"], form["num_lanes"]["maximum"]) == (1, 8)
+    assert form["human_review"]["enum"] == ["off", "submission", "enhancer", "all"]  # choices: a drop-down
+    for graph_id, name in (("mle_star", "meta_id"), ("pipeline", "run_id")):
+        schemas = sdk.assistants.get_schemas(assistants[graph_id]["assistant_id"])
+        given = schemas["input_schema"]
+        assert "task_dir" in given["required"] and given["properties"]["task_dir"]["description"]
+        assert given["properties"][name]["description"]
+        assert {"report", "history"} <= set(schemas["output_schema"]["properties"]) if graph_id == "mle_star" \
+            else {"submission", "status"} <= set(schemas["output_schema"]["properties"])
+
+
+def run_error(sdk, graph_id: str, graph_input: dict, context: dict, thread_id: str | None = None) -> str:
+    """Start a run; return how it failed (the error message the server recorded)."""
+    thread = sdk.threads.create(thread_id=thread_id, graph_id=graph_id)
+    run = sdk.runs.create(thread["thread_id"], graph_id, input=graph_input, context=context)
+    sdk.runs.join(thread["thread_id"], run["run_id"])
+    assert sdk.runs.get(thread["thread_id"], run["run_id"])["status"] == "error"
+    return str(sdk.threads.get(thread["thread_id"]).get("error") or
+               sdk.threads.get_state(thread["thread_id"])["tasks"][0]["error"])
+
+
+def test_the_api_checks_settings_and_input_like_the_cli(server):
+    sdk, home = server
+    ctx, titanic = api_context(home), {"task_dir": str(EXAMPLES / "titanic")}
+    for bad, message in (({"num_lanez": 1}, "Unknown setting 'num_lanez'"),
+                         ({"num_lanes": 99}, "num_lanes=99 is out of bounds [1, 8]"),
+                         ({"human_review": "sometimes"}, "human_review='sometimes' is unknown"),
+                         ({"temperature": "hot"}, "temperature='hot' is not a valid float")):
+        thread = sdk.threads.create()
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            sdk.runs.create(thread["thread_id"], "mle_star", input=titanic, context={**ctx, **bad})
+        assert refused.value.response.status_code == 422 and message in refused.value.response.text
+    assert "input needs task_dir" in run_error(sdk, "mle_star", {}, ctx)
+    assert "got 42" in run_error(sdk, "pipeline", {"task_dir": 42, "run_id": "p42"}, ctx)
+    assert "input needs run_id" in run_error(sdk, "pipeline", titanic, ctx)
+
+
+def test_a_named_run_lives_in_its_own_thread_whichever_door_it_came_in_by(server):
+    sdk, home = server
+    ctx = api_context(home)
+    problem = run_error(sdk, "mle_star", {"task_dir": str(EXAMPLES / "penguins"), "meta_id": "api-meta-1"}, ctx)
+    assert "thread_id_for('api-meta-1')" in problem
+    assert open_journal(ctx["journal_path"]).get_run("api-meta-1") is None  # nothing registered under the name
+
+    thread = sdk.threads.create(thread_id=thread_id_for("api-meta-2"), graph_id="mle_star")
+    sdk.runs.wait(thread["thread_id"], "mle_star", input={"task_dir": str(EXAMPLES / "penguins"),
+                                                         "meta_id": "api-meta-2"}, context=ctx)
+    found = agent(home)
+    assert found.status("api-meta-2").status == "done"
+    assert found.history("api-meta-2")  # the CLI's `history` and `report` find the API's run by its name
+    assert found.resume("api-meta-2").runs_done == 1  # finished: resume reports it, it does not start over
 
 
 def test_a_run_started_from_python_is_readable_through_the_api(server):
@@ -140,7 +192,7 @@ def test_pipeline_through_the_api_then_a_crashed_run_resumed_through_the_api(ser
 def test_review_before_submission_through_the_api_and_from_python(server):
     sdk, home = server
     ctx = api_context(home, human_review="submission")
-    thread = sdk.threads.create(graph_id="mle_star")
+    thread = sdk.threads.create(thread_id=thread_id_for("reviewed-api"), graph_id="mle_star")  # a named run's thread
     sdk.runs.wait(thread["thread_id"], "mle_star", input={"task_dir": str(EXAMPLES / "titanic"),
                                                          "meta_id": "reviewed-api"}, context=ctx)
     state = sdk.threads.get_state(thread["thread_id"])
@@ -162,3 +214,27 @@ def test_review_before_submission_through_the_api_and_from_python(server):
     assert done.status == "done"
     assert Path(done.submission).read_text() == mine.read_text()
     assert "reviewer" in done.values["history"][0]["stop_reason"]
+
+
+def test_a_replay_from_an_earlier_checkpoint_is_a_branch_with_its_own_run_ids(server):
+    """Studio's "re-run from here": the same thread, an earlier checkpoint."""
+    sdk, home = server
+    ctx = api_context(home, num_runs=2)
+    tid = thread_id_for("branchy")
+    sdk.threads.create(thread_id=tid, graph_id="mle_star")
+    sdk.runs.wait(tid, "mle_star", input={"task_dir": str(EXAMPLES / "penguins"), "meta_id": "branchy"}, context=ctx)
+    point = [c for c in agent(home).history("branchy") if c.can_fork][-1]  # between run 0 and run 1
+    first = home / "workspace" / "penguins" / "branchy" / "run1" / "submission.csv"
+    written = first.stat().st_mtime_ns
+
+    sdk.runs.wait(tid, "mle_star", input=None, checkpoint_id=point.checkpoint_id, context=ctx)
+    assert first.stat().st_mtime_ns == written  # the first line's run is left as it was
+    replayed = home / "workspace" / "penguins" / "branchy" / "run1.b2" / "submission.csv"
+    assert grade_submission(load_task(EXAMPLES / "penguins"), replayed).valid
+    assert open_journal(ctx["journal_path"]).get_run("branchy-run1.b2")["status"] == "done"
+    assert sdk.threads.get_state(tid)["values"]["history"][1]["run_id"] == "branchy-run1.b2"
+    rows = agent(home).history("branchy")
+    assert {r.branch for r in rows} == {0, 1}
+    current = [r.step for r in rows if r.current]
+    assert len(current) == len(set(current))  # the current line has each step once
+    assert all(r.current for r in rows if r.branch == 1)

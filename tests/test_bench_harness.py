@@ -17,6 +17,8 @@ from runtime.sandbox import bwrap_problem
 from runtime.task import TaskError
 from tests.conftest import EXAMPLES, ROOT, SCRIPTED
 
+pytestmark = pytest.mark.slow  # runs the benchmark harness end to end
+
 
 @pytest.fixture
 def suite(tmp_path) -> Path:

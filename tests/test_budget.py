@@ -80,7 +80,20 @@ def test_budget_problem_names_the_first_limit_reached():
     assert "max_cost_usd=0.25" in budget_problem(limits(cost=0.25), used, None, 0.0)
     assert "run_time_budget_s=100" in budget_problem(limits(seconds=100), used, 0.0, 100.0)
     assert budget_problem(limits(seconds=100), used, None, 1e9) is None  # run not started: no clock yet
-    assert issubclass(BudgetExhausted, AnswerError)  # every caller of ask already degrades on it
+    assert not issubclass(BudgetExhausted, AnswerError)  # "budget spent" is not "bad answer"
+
+
+def test_an_ablation_skipped_for_the_budget_says_so_instead_of_reporting_a_failed_study(tmp_path):
+    from nodes.refine import ablate
+
+    ctx = scripted_context(tmp_path, max_model_calls=1)
+    open_journal(ctx.journal_path).record_answer(run_id="b", node="search", role="planner", model=SCRIPTED,
+                                                 call_key="k", prompt="p", answer="a", tokens_in=1, tokens_out=1,
+                                                 latency_s=0.1, cost_usd=0.0)
+    state = {"run_id": "b", "lane": 0, "step": 0, "ablations": [], "data_summary": "rows",
+             "task": load_task(EXAMPLES / "penguins").to_dict(), "solution": {"code": "print(1)\n", "score": 1.0}}
+    [finding] = ablate(state, SimpleNamespace(context=ctx))["ablations"]
+    assert finding["summary"].startswith("No ablation study: ") and "max_model_calls=1" in finding["summary"]
 
 
 def test_routing_skips_model_work_once_the_budget_is_spent(tmp_path):

@@ -26,6 +26,8 @@ from runtime.sandbox import RUN_TAG_VAR
 from runtime.task import grade_submission, load_task
 from tests.conftest import EXAMPLES, ROOT
 
+pytestmark = pytest.mark.slow  # kills and resumes real runs many times
+
 KILLS = 20
 SEED = 20261122
 

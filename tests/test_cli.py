@@ -91,3 +91,40 @@ def test_grade_command(tmp_path):
     broken.write_text("id,Survived\n1,0\n")
     bad = cli("grade", str(EXAMPLES / "titanic"), str(broken), tmp_path=tmp_path)
     assert bad.returncode == 1 and "Invalid submission" in bad.stdout
+
+
+def test_a_damaged_checkpoint_database_is_named_and_the_run_is_rebuilt_from_the_journal(tmp_path):
+    journal, checkpoints = tmp_path / "journal.db", tmp_path / "cp.db"
+    first = cli("run", str(EXAMPLES / "penguins"), "--run-id", "d1", "--model", SCRIPTED, *FAST,
+                "--set", "floor_approaches=1", *paths(tmp_path), tmp_path=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    executed = count(journal, "select count(*) from executions")
+    asked = count(journal, "select count(*) from model_calls")
+    with open(checkpoints, "r+b") as f:  # garbage over the b-tree pages after the header page
+        f.seek(4096)
+        f.write(b"\xde\xad\xbe\xef" * 4096)
+
+    refused = cli("resume", "d1", "--journal", str(journal), "--checkpoints", str(checkpoints), tmp_path=tmp_path)
+    assert refused.returncode == 2
+    said = " ".join(refused.stdout.split())
+    assert f"The checkpoint database {checkpoints} is damaged" in said and "mv " in said and "Traceback" not in said
+    with sqlite3.connect(journal) as conn:
+        assert conn.execute("select status from runs where run_id = 'd1'").fetchone()[0] == "error"
+
+    checkpoints.rename(tmp_path / "cp.db.damaged")
+    rebuilt = cli("resume", "d1", "--journal", str(journal), "--checkpoints", str(checkpoints), tmp_path=tmp_path)
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert "Best submission:" in rebuilt.stdout
+    # every finished script and answer came from the journal
+    assert count(journal, "select count(*) from executions") == executed
+    assert count(journal, "select count(*) from model_calls") == asked
+
+
+def test_a_scripted_model_module_in_the_current_folder_is_found(tmp_path):
+    (tmp_path / "my_answers.py").write_text("from tests.scripted_model import respond\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the project itself, as an installed package would be
+    mlestar = Path(sys.executable).with_name("mlestar")  # unlike `python -m`, it does not put the cwd on the path
+    ran = subprocess.run([str(mlestar), "run", str(EXAMPLES / "penguins"), "--run-id", "m1",
+                          "--model", "scripted:my_answers:respond", *FAST, "--set", "floor_approaches=1",
+                          *paths(tmp_path)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert ran.returncode == 0, ran.stdout + ran.stderr

@@ -297,3 +297,48 @@ def test_replace_block_restores_indentation_an_answer_lost():
     code = "def f():\n    params = dict(a=300)\n    return params\n"
     fixed = replace_block(code, "    params = dict(a=300)\n", "params = dict(a=451)\n")
     assert fixed == "def f():\n    params = dict(a=451)\n    return params\n"
+
+
+# --- the debugger's fix as edits of the failing script ---
+
+FAILING = "import pandas as pd\nimport numpy as np\n\ndf = pd.read_csv('input/train.csv')\nprint(df.colum)\n"
+
+
+def edit(search: str, replace: str) -> str:
+    return f"```\n<<<<<<< SEARCH\n{search}\n=======\n{replace}\n>>>>>>> REPLACE\n```\n"
+
+
+def test_a_fix_as_an_edit_replaces_only_the_failing_lines():
+    from runtime.parsing import fix_parser
+
+    fixed = fix_parser(FAILING)("The attribute is misspelt.\n" + edit("print(df.colum)  ", "print(df.columns)"))
+    assert fixed == FAILING.replace("df.colum)", "df.columns)")
+
+
+def test_several_edits_apply_in_order_and_a_whole_script_is_still_accepted():
+    from runtime.parsing import fix_parser
+
+    answer = edit("import numpy as np", "import numpy as np\nimport math") + edit("print(df.colum)", "print(df.shape)")
+    fixed = fix_parser(FAILING)(answer)
+    assert "import math" in fixed and fixed.endswith("print(df.shape)\n")
+    whole = "```python\nprint('rewritten')\n```"
+    assert fix_parser(FAILING)(whole) == "print('rewritten')\n"
+
+
+@pytest.mark.parametrize("search, replace, complaint", [
+    ("print(df.columnz)", "print(1)", "are not in the script"),
+    ("import", "import os", "are not in the script"),  # a partial line matches nothing
+    ("print(df.colum)", "print(df.colum", "no longer valid Python"),
+])
+def test_an_edit_that_cannot_apply_is_re_asked_with_the_reason(search, replace, complaint):
+    from runtime.parsing import fix_parser
+
+    with pytest.raises(AnswerError, match=complaint):
+        fix_parser(FAILING)(edit(search, replace))
+
+
+def test_an_edit_whose_search_lines_repeat_is_refused():
+    from runtime.parsing import fix_parser
+
+    with pytest.raises(AnswerError, match="occur 2 times"):
+        fix_parser("x = 1\nx = 1\n")(edit("x = 1", "x = 2"))

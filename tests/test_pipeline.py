@@ -120,3 +120,20 @@ def test_the_blend_runs_over_the_floor_and_the_lanes_without_a_model(ctx, tmp_pa
     # titanic's accuracy: no vote of these solutions beats the best one on the selection half, so none is made
     assert not record["accepted"] and "no addition improved" in record["reason"]
     assert {f"catalog:{f['key']}" for f in state["floor"]} <= set(record["members"])
+
+
+def test_under_a_time_budget_an_approach_the_floor_ran_is_not_written_again_by_the_model(ctx, tmp_path):
+    """The lanes start from the floor's tested code and spend the model's time on refinement."""
+    from dataclasses import replace
+
+    budgeted = replace(ctx, run_time_budget_s=3600, floor_approaches=6, num_lanes=1)
+    state = run_pipeline(budgeted, tmp_path, task="penguins")
+    floor_keys = {f["key"] for f in state["floor"]}
+    picked = {c["key"] for lane in state["lane_results"] for c in lane.get("candidates", [])}
+    assert picked and picked <= floor_keys
+    calls = [row["call_key"] for row in open_journal(ctx.journal_path).db["model_calls"].rows]
+    assert not any("/eval/" in key for key in calls)  # no first script asked for
+    assert any("/t0/" in key for key in calls)  # the refinement still asks the model
+    [lane] = state["lane_results"]
+    floor_scores = {f["key"]: f["score"] for f in state["floor"]}
+    assert lane["history"] and all(c["score"] == floor_scores[c["key"]] for c in lane["candidates"])

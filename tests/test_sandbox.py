@@ -320,3 +320,37 @@ def test_ml_stack_runs_under_memory_limit(tmp_path: Path, input_dir: Path, backe
     r = run(code, tmp_path / "a", input_dir, isolation=backend, memory_mb=4096, timeout_s=60)
     assert r.status == "ok", r.stderr_tail
     assert r.score is not None and r.score > 0.8
+
+
+def test_auto_isolation_refuses_to_run_code_unconfined_when_bubblewrap_cannot_sandbox(monkeypatch, tmp_path):
+    import runtime.sandbox as sandbox
+
+    monkeypatch.setattr(sandbox, "bwrap_problem", lambda: "bubblewrap is not installed")
+    for requested in ("auto", "bwrap"):
+        with pytest.raises(sandbox.IsolationUnavailable) as refused:
+            sandbox.resolve_isolation(requested)
+        message = str(refused.value)
+        assert "bubblewrap is not installed" in message and "apt-get install bubblewrap" in message
+        assert "--set isolation=subprocess" in message  # the knowing opt-in
+    assert sandbox.resolve_isolation("subprocess") == "subprocess"
+    (tmp_path / "input").mkdir()
+    with pytest.raises(sandbox.IsolationUnavailable):
+        sandbox.run_script("print(1)", tmp_path / "a", tmp_path / "input", timeout_s=10, memory_mb=512)
+    assert not (tmp_path / "a" / "stdout.txt").exists()  # nothing ran
+
+
+def test_a_script_that_fills_its_folder_past_the_disk_quota_is_killed(tmp_path):
+    (tmp_path / "input").mkdir()
+    code = textwrap.dedent("""
+        import time
+        chunk = b"x" * (1 << 20)
+        for i in range(400):  # 8 files of 50 MB, each under the per-file limit
+            with open(f"blob{i // 50}.bin", "ab") as f:
+                f.write(chunk)
+        time.sleep(5)
+        print("wrote everything")
+    """)
+    result = run_script(code, tmp_path / "a", tmp_path / "input", timeout_s=60, memory_mb=1024, max_file_mb=64,
+                        max_disk_mb=100)
+    assert result.status == "disk", result
+    assert "exceeded 100 MB" in result.stderr_tail and "wrote everything" not in result.stdout_tail

@@ -237,11 +237,68 @@ def test_task_json_target_not_in_train(tmp_path):
     assert_task_error(folder, "'Alive'", "not a column of train.csv", 'fix "target"')
 
 
-def test_unknown_metric_in_task_json(tmp_path):
-    folder = make_folder(tmp_path)
-    (folder / "task.json").write_text(json.dumps({"metric": "brier_skill"}))
-    message = assert_task_error(folder, "unknown metric", "'brier_skill'", '"metric"')
-    assert "rmse" in message and "accuracy" in message
+def test_an_unknown_metric_name_is_read_from_the_description(tmp_path):
+    folder = make_folder(tmp_path, "concrete")
+    (folder / "task.json").write_text(json.dumps({"metric": "rmse_log"}))
+    (folder / "description.md").write_text("# Concrete\nSubmissions are scored on the root mean squared error "
+                                           "between the logarithm of the predicted and the true value.\n")
+    task = load_task(folder)
+    assert (task.metric, task.lower_is_better) == ("rmsle", True)
+
+
+def test_an_unknown_metric_name_is_asked_of_the_model_when_the_description_is_silent(tmp_path):
+    folder = make_folder(tmp_path, "concrete")
+    (folder / "task.json").write_text(json.dumps({"metric": "kaggle_error_7"}))
+    (folder / "description.md").write_text("# Concrete\nPredict compressive_strength.\n")
+    asked = []
+    task = load_task(folder, ask_model=lambda prompt: asked.append(prompt) or '{"metric": "mae"}')
+    assert task.metric == "mae" and "'kaggle_error_7'" in asked[0]
+    message = assert_task_error(folder, "unknown metric", "'kaggle_error_7'", '"metric"', "metric.py:score")
+    assert "rmse" in message and "accuracy" in message  # no model given: the known names and the way out
+
+
+def test_a_task_brings_its_own_metric_as_code(tmp_path):
+    folder = full_copy(tmp_path, "concrete")
+    meta = json.loads((folder / "task.json").read_text())
+    (folder / "task.json").write_text(json.dumps({**meta, "metric": "metric.py:score", "lower_is_better": True}))
+    (folder / "metric.py").write_text("import numpy as np\n\ndef score(y_true, y_pred):\n"
+                                      "    return float(np.max(np.abs(y_true - y_pred)))  # the worst error\n")
+    task = load_task(folder)
+    assert (task.metric, task.lower_is_better, task.prediction) == ("metric.py:score", True, "value")
+    answers = pd.read_csv(folder / "private" / "answers.csv")
+    submission = perfect_submission(task, tmp_path / "perfect.csv")
+    off = pd.read_csv(submission)
+    off.iloc[0, 1] += 7.5
+    off.to_csv(tmp_path / "off.csv", index=False)
+    assert grade_submission(task, submission).score == 0.0
+    assert grade_submission(task, tmp_path / "off.csv").score == pytest.approx(7.5)
+    assert Task.from_dict(task.to_dict()).metric == "metric.py:score" and len(answers)
+
+
+@pytest.mark.parametrize("meta, fragments", [
+    ({"metric": "metric.py:score"}, ['"lower_is_better": true or false']),
+    ({"metric": "nope.py:score", "lower_is_better": True}, ["nope.py does not exist"]),
+    ({"metric": "metric.py:missing", "lower_is_better": True}, ["defines no function missing"]),
+])
+def test_a_task_metric_that_cannot_be_used_is_named(tmp_path, meta, fragments):
+    folder = make_folder(tmp_path, "concrete")
+    (folder / "metric.py").write_text("def score(y_true, y_pred):\n    return 0.0\n")
+    (folder / "task.json").write_text(json.dumps(meta))
+    assert_task_error(folder, *fragments)
+
+
+@pytest.mark.parametrize("metric, y_true, y_pred, expected", [
+    # per-class F1: a 2/3 (precision 1/2... ): class a: tp1 fp1 fn0 -> 2/3; b: tp1 fp0 fn1 -> 2/3; c: tp2 -> 1
+    ("f1_weighted", ["a", "b", "b", "c", "c"], ["a", "a", "b", "c", "c"], (2 / 3 * 1 + 2 / 3 * 2 + 1 * 2) / 5),
+    # recall a 1/1, b 1/2, c 2/2 -> mean 5/6
+    ("balanced_accuracy", ["a", "b", "b", "c", "c"], ["a", "a", "b", "c", "c"], 5 / 6),
+    # ranks 1,2,3,4 against 1,3,2,4: d^2 = 0,1,1,0 -> 1 - 6*2/(4*15) = 0.8
+    ("spearman", [1.0, 2.0, 3.0, 4.0], [10.0, 30.0, 20.0, 40.0], 0.8),
+    # log1p: (log 2 - log 1)^2 and 0 -> mean = log(2)^2 / 2
+    ("msle", [0.0, 1.0], [1.0, 1.0], math.log(2) ** 2 / 2),
+])
+def test_more_metrics_against_a_hand_computation(metric, y_true, y_pred, expected):
+    assert metrics.score(metric, np.array(y_true, dtype=object), np.array(y_pred, dtype=object)) == pytest.approx(expected)
 
 
 def test_task_json_direction_contradicting_metric(tmp_path):
@@ -549,3 +606,71 @@ def test_grade_without_answers_is_valid_but_unscored(tmp_path):
     answers = EXAMPLES / "titanic" / "private" / "answers.csv"
     scored = grade_submission(task, task.path(task.sample_submission_file), answers_path=str(answers))
     assert scored.score == pytest.approx(BASELINES["titanic"]["trivial"], rel=1e-4)
+
+
+# --- hostile task folders: the name, links out of the public data, ids that no submission can match ---
+
+def full_copy(tmp_path: Path, name: str = "titanic") -> Path:
+    """A copy of an example with its task.json, public/ and private/ folders."""
+    return Path(shutil.copytree(EXAMPLES / name, tmp_path / name))
+
+
+@pytest.mark.parametrize("bad", ["../../../../tmp/x", "/tmp/elsewhere", ".hidden", "a/b", 7])
+def test_a_task_name_that_would_leave_the_workspace_is_refused(tmp_path, bad):
+    folder = full_copy(tmp_path)
+    meta = json.loads((folder / "task.json").read_text())
+    (folder / "task.json").write_text(json.dumps({**meta, "name": bad}))
+    assert_task_error(folder, 'task.json "name"', "not a valid task name", "fix \"name\"")
+
+
+def test_a_folder_name_with_odd_characters_becomes_a_safe_task_name(tmp_path):
+    folder = make_folder(tmp_path)
+    odd = folder.rename(tmp_path / "my task (v2)")
+    assert load_task(odd).name == "my-task-v2-"
+
+
+def test_a_link_from_the_public_data_to_the_hidden_answers_is_refused(tmp_path):
+    folder = full_copy(tmp_path)
+    os.symlink(folder / "private" / "answers.csv", folder / "public" / "extra.csv")
+    assert_task_error(folder, "extra.csv is a link to", "answers.csv", "copy the file")
+
+
+def test_a_link_out_of_the_task_folder_is_refused_and_one_inside_the_public_data_is_not(tmp_path):
+    folder = full_copy(tmp_path)
+    outside = tmp_path / "elsewhere.csv"
+    outside.write_text("a,b\n1,2\n")
+    os.symlink(outside, folder / "public" / "extra.csv")
+    assert_task_error(folder, "extra.csv is a link to", "outside the task's public data")
+    (folder / "public" / "extra.csv").unlink()
+    os.symlink(folder / "public" / "train.csv", folder / "public" / "train_copy.csv")
+    assert "train_copy.csv" in load_task(folder).data_files
+
+
+def test_repeated_test_ids_are_refused_when_the_task_is_loaded(tmp_path):
+    folder = make_folder(tmp_path)
+    test = pd.read_csv(folder / "test.csv")
+    test.iloc[[1]] = test.iloc[[0]].to_numpy()
+    test.to_csv(folder / "test.csv", index=False)
+    assert_task_error(folder, "test.csv has 1 repeated id(s)", "fix test.csv")
+
+
+def test_sample_submission_ids_that_differ_from_the_test_ids_are_refused(tmp_path):
+    folder = make_folder(tmp_path)
+    sample = pd.read_csv(folder / "sample_submission.csv")
+    sample.loc[0, "id"] = -5
+    sample.to_csv(folder / "sample_submission.csv", index=False)
+    message = assert_task_error(folder, "differ from those of test.csv", "1 only in sample_submission.csv (e.g. -5)")
+    assert "1 only in test.csv" in message
+
+
+def test_a_submission_far_larger_than_the_test_set_needs_is_refused_before_it_is_read(tmp_path, tasks):
+    task = tasks["titanic"]
+    good = perfect_submission(task, tmp_path / "good.csv")
+    huge = tmp_path / "huge.csv"
+    with open(huge, "w") as f:
+        f.write(good.read_text())
+        f.write(("9" * 1000 + "\n") * 2000)  # 2 MB of junk rows, beyond what the test rows can take
+    rows = len(pd.read_csv(task.path(task.test_file)))
+    problems = validate_submission(task, huge)
+    assert len(problems) == 1 and f"far more than {rows} rows of 2 columns need" in problems[0]
+    assert validate_submission(task, good) == []

@@ -211,6 +211,8 @@ _SCORES = {
     "accuracy": ("Accuracy of the predicted class", "metrics.accuracy_score(y_true, pred)"),
     "f1": ("F1 of the positive class CLASSES[1]", "metrics.f1_score(y_true, pred)"),
     "f1_macro": ("Macro-averaged F1 over the classes", 'metrics.f1_score(y_true, pred, average="macro")'),
+    "f1_weighted": ("Support-weighted F1 over the classes", 'metrics.f1_score(y_true, pred, average="weighted")'),
+    "balanced_accuracy": ("Balanced accuracy (mean per-class recall)", "metrics.balanced_accuracy_score(y_true, pred)"),
     "qwk": ("Quadratic weighted kappa", 'metrics.cohen_kappa_score(y_true, pred, weights="quadratic")'),
     "auc": ("ROC AUC of P(CLASSES[1])", "metrics.roc_auc_score(y_true, pred)"),
     "logloss": ("Log loss of the class probabilities", "metrics.log_loss(y_true, pred, labels=list(range(len(CLASSES))))"),
@@ -219,12 +221,32 @@ _SCORES = {
     "mae": ("Mean absolute error", "metrics.mean_absolute_error(y_true, pred)"),
     "r2": ("R squared", "metrics.r2_score(y_true, pred)"),
     "rmsle": ("Root mean squared log error", "metrics.root_mean_squared_log_error(y_true, np.clip(pred, 0, None))"),
+    "msle": ("Mean squared log error", "metrics.mean_squared_log_error(y_true, np.clip(pred, 0, None))"),
+    "spearman": ("Spearman rank correlation", 'pd.Series(y_true).corr(pd.Series(pred), method="spearman")'),
     "mape": ("Mean absolute percentage error", "metrics.mean_absolute_percentage_error(y_true, pred)"),
 }
-_LABEL_METRICS = ("accuracy", "f1", "f1_macro", "qwk")
+_LABEL_METRICS = ("accuracy", "f1", "f1_macro", "f1_weighted", "balanced_accuracy", "qwk")
+
+
+def _task_score_function(task: Any) -> str:
+    """The task's own metric, imported from the run's input folder; class indices go back to labels."""
+    function = metrics.TASK_METRIC.match(task.metric)["function"]
+    return (
+        "def score(y_true, pred):\n"
+        f'    """The task\'s own metric, {task.metric} ({"lower" if task.lower_is_better else "higher"} is better)."""\n'
+        "    import sys\n"
+        '    sys.path.insert(0, "./input")\n'
+        f"    from {metrics.TASK_METRIC_MODULE} import {function} as task_metric\n"
+        "    if CLASSES is not None:  # class indices -> the labels the metric scores\n"
+        "        y_true = np.asarray(CLASSES, dtype=object)[np.asarray(y_true)]\n"
+        '        pred = np.asarray(CLASSES, dtype=object)[np.asarray(pred)] if PREDICTION == "label" else pred\n'
+        "    return task_metric(y_true, pred)"
+    )
 
 
 def _score_function(task: Any, prediction: str) -> str:
+    if metrics.TASK_METRIC.match(task.metric):
+        return _task_score_function(task)
     name = metrics.resolve_metric_name(task.metric)
     if name not in _SCORES:
         raise ValueError(f"the catalog cannot score metric {task.metric!r}; known: {sorted(_SCORES)}")

@@ -1,0 +1,73 @@
+"""Does llama.cpp stop generating when the client gives up on an answer?
+
+The agent gives a model call at most the run's remaining time (`timeout=`); when that runs out the client
+closes the connection. If llama.cpp went on generating the abandoned answer, the cores would stay busy for
+the scripts that follow. This starts the embedded model's server, asks for a long answer with a short
+client timeout, then at once asks for an 8-token answer and times it: with the first answer cancelled the
+second comes in about a second; otherwise it waits for the whole first answer. Both ways of asking are
+measured: a plain request (what the agent sends) and a streamed one.
+
+    .venv/bin/python bench/cutoff_answer.py [--out bench/results/cutoff_answer.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from runtime.local_model import LocalModelServer, resolve_gguf
+
+LONG = "Write a long, detailed essay on gradient boosting: history, theory, practice, tuning. " * 3
+
+
+def post(server: LocalModelServer, content: str, max_tokens: int, timeout: float, stream: bool = False):
+    body = {"model": server.model_name, "max_tokens": max_tokens, "temperature": 0.0, "stream": stream,
+            "messages": [{"role": "user", "content": content}]}
+    request = urllib.request.Request(f"{server.base_url}/chat/completions", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.read() if not stream else b"".join(iter(lambda: response.read(256), b""))
+
+
+def trial(server: LocalModelServer, stream: bool, cut_after_s: float) -> dict:
+    started = time.monotonic()
+    try:
+        post(server, f"{time.time()} {LONG}", 1500, cut_after_s, stream=stream)
+        cut = False
+    except (TimeoutError, socket.timeout, urllib.error.URLError):
+        cut = True
+    gave_up = time.monotonic() - started
+    asked = time.monotonic()
+    post(server, "Say hi.", 8, 600)
+    return {"stream": stream, "first_answer_cut": cut, "client_gave_up_after_s": round(gave_up, 1),
+            "next_answer_s": round(time.monotonic() - asked, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cut-after", type=float, default=3.0)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "cutoff_answer.json")
+    parser.add_argument("--note", default="", help="what else ran on the machine meanwhile")
+    args = parser.parse_args()
+    server = LocalModelServer(resolve_gguf()).start()
+    try:
+        post(server, "Say hi.", 8, 600)  # warm-up
+        asked = time.monotonic()
+        post(server, "Say hi.", 8, 600)
+        baseline = round(time.monotonic() - asked, 1)
+        trials = [trial(server, stream, args.cut_after) for stream in (False, True)]
+    finally:
+        server.stop()
+    result = {"what": __doc__.splitlines()[0], "short_answer_alone_s": baseline, "trials": trials,
+              "threads": server.n_threads, "date": time.strftime("%Y-%m-%d"), "note": args.note}
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
