@@ -100,7 +100,7 @@ def main() -> None:
         task_dir = make_task(work / "large", args.rows, args.test_rows)
         sizes = {p.name: round(p.stat().st_size / 2**20, 1) for p in (task_dir / "public").iterdir()}
         settings = ["--set", "num_lanes=1", "--set", "num_candidates=1", "--set", "refine_steps=1",
-                    "--set", "ensemble_rounds=0"]
+                    "--set", "ensemble_rounds=0", "--set", "run_time_budget_s=900"]
         run = run_and_watch(task_dir, work, settings)
         scripts = script_peaks(work / "journal.db")
         submission = work / "ws" / "large" / "large" / "run0" / "submission.csv"
