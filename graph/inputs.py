@@ -37,10 +37,10 @@ def check_input(state: dict, graph: str, *, run_id_key: str, run_id_required: bo
     if not isinstance(task_dir, str) or not task_dir.strip():
         raise ConfigError(f"The {graph} graph's input needs task_dir, the path of a task folder as a string, "
                           f'e.g. {{"task_dir": "examples/titanic"}}; got {task_dir!r}.')
-    if run_id_key in state or run_id_required:
-        if run_id_key not in state:
-            raise ConfigError(f"The {graph} graph's input needs {run_id_key}, the run's name, e.g. "
-                              f'{{"task_dir": "examples/titanic", "{run_id_key}": "titanic-1"}}.')
+    if run_id_required and run_id_key not in state:
+        raise ConfigError(f"The {graph} graph's input needs {run_id_key}, the run's name, e.g. "
+                          f'{{"task_dir": "examples/titanic", "{run_id_key}": "titanic-1"}}.')
+    if run_id_key in state:
         check_run_id(state[run_id_key])
 
 

@@ -65,9 +65,9 @@ def running_group(pgid: int) -> Iterator[None]:
 @contextmanager
 def stop_on_signals(on_stop: Callable[[], None] | None = None,
                     signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
-    """While the body runs, the signals (Ctrl-C, `kill`) stop the run: request_stop(), then `on_stop()` (which may exit the
-    process at once), else KeyboardInterrupt in the main thread. The flag is cleared on the way out.
-    Signal handlers can only be set from the main thread: elsewhere the body runs with the handlers it has."""
+    """While the body runs, the signals (Ctrl-C, `kill`) stop the run: request_stop(), then `on_stop()` (which
+    may exit the process at once), then KeyboardInterrupt in the main thread. The flag is cleared on the way
+    out. Signal handlers can only be set from the main thread: elsewhere the body keeps the handlers it has."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

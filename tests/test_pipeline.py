@@ -11,7 +11,6 @@ from graph.checkpoint import open_checkpointer
 from graph.pipeline import build_graph
 from runtime import board
 from runtime.journal import open_journal
-from runtime.predictions import recompute_score
 from runtime.task import grade_submission, load_task
 from tests.conftest import EXAMPLES
 
