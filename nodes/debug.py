@@ -10,7 +10,7 @@ from typing import Callable
 from graph.context import Context
 from nodes.common import emit, script_rules, task_header, task_of
 from nodes.llm import NO_ANSWER, ask, time_left
-from prompts.debug import FIX_SCRIPT, NO_SCORE, NO_PREDICTIONS, REFUSED
+from prompts.debug import FIX_FOLLOWUP, FIX_SCRIPT, NO_PREDICTIONS, NO_SCORE, REFUSED
 from runtime.journal import open_journal, sha256_text
 from runtime.parsing import fix_parser
 from runtime.predictions import PredictionError, recompute_score, scores_agree
@@ -111,16 +111,31 @@ def failure_report(result: ExecutionResult) -> str:
     return result.stderr_tail[-2500:] or result.stdout_tail[-1000:] or f"exit code {result.returncode}"
 
 
+def fix_request(code: str, problem: str, *, origin: str | None,
+                standalone: Callable[[], str]) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """(prompt, history) of a request for a fix of `code`.
+
+    With the `origin` prompt known, the request continues that conversation: the origin, the script as the
+    model's answer, then only the failure. The model server has just read the origin (its prompt cache keeps
+    it), so it reads a few new lines instead of the task and the script again. Else the `standalone` prompt.
+    """
+    if origin is None:
+        return standalone(), ()
+    return FIX_FOLLOWUP.format(error=problem), ((origin, f"```python\n{code.rstrip()}\n```"),)
+
+
 def run_with_debugging(ctx: Context, state: dict, *, code: str, exec_key: str, node: str,
                        check: Check | None = None, advisory: Advisory | None = None,
-                       rules: str | None = None, scored: bool = True) -> tuple[dict | None, ExecutionResult]:
+                       rules: str | None = None, scored: bool = True,
+                       origin: str | None = None) -> tuple[dict | None, ExecutionResult]:
     """Run a script; while it fails, ask the coder for a fix (at most ctx.debug_rounds times).
 
     `check` must pass for a scored script to count (e.g. a valid submission). `advisory` findings
     (data leakage, unused data) are sent to the coder too, but when no fix passes them the first scored
     script is kept with its `findings`. `rules` are the script rules the fix must follow (default: a
-    validation script's rules). `scored`: see `execute`. Returns (solution or None, last result); a solution
-    is {code, score, path}.
+    validation script's rules). `scored`: see `execute`. `origin`: the prompt the model answered with `code`,
+    if it did; each fix is then asked for as the next turn of that conversation (see `fix_request`).
+    Returns (solution or None, last result); a solution is {code, score, path}.
     """
     task = task_of(state)
     flagged = None
@@ -138,11 +153,12 @@ def run_with_debugging(ctx: Context, state: dict, *, code: str, exec_key: str, n
             return solution, result
         if round_ == ctx.debug_rounds:
             break
-        prompt = FIX_SCRIPT.format(task_header=task_header(task, state["data_summary"]), code=code,
-                                   error=problem, rules=rules or script_rules(task, ctx))
+        prompt, history = fix_request(code, problem, origin=origin, standalone=lambda: FIX_SCRIPT.format(
+            task_header=task_header(task, state["data_summary"]), code=code, error=problem,
+            rules=rules or script_rules(task, ctx)))
         try:
             code = ask(ctx, run_id=state["run_id"], node=node, role="coder", call_key=f"{exec_key}/fix{round_}",
-                       prompt=prompt, parse=fix_parser(code))
+                       prompt=prompt, history=history, parse=fix_parser(code))
         except NO_ANSWER:
             break
     return flagged, result

@@ -47,13 +47,12 @@ def ensemble(state: dict, runtime: Runtime[Context]) -> dict:
                    prompt=plan_prompt, parse=lambda text: text.strip()[:600] or P.DEFAULT_FOCUS)
         listing = "".join(P.SOLUTION_ITEM.format(i=i + 1, metric=task.metric, score=fmt_score(s["score"]),
                                                  code=s["code"]) for i, s in enumerate(solutions))
+        prompt = P.IMPLEMENT_ENSEMBLE.format(task_header=task_header(task, state["data_summary"]),
+                                             solutions=listing, plan=plan, rules=script_rules(task, ctx))
         code = ask(ctx, run_id=state["run_id"], node="ensemble", role="coder", call_key=f"ensemble/r{r}",
-                   prompt=P.IMPLEMENT_ENSEMBLE.format(task_header=task_header(task, state["data_summary"]),
-                                                      solutions=listing, plan=plan,
-                                                      rules=script_rules(task, ctx)),
-                   parse=extract_code)
+                   prompt=prompt, parse=extract_code)
         solution, _ = run_with_debugging(ctx, {**state, "lane": -1}, code=code, exec_key=f"ensemble/r{r}",
-                                         node="ensemble", advisory=validation_checks(ctx, state))
+                                         node="ensemble", origin=prompt, advisory=validation_checks(ctx, state))
     except NO_ANSWER:
         pass
     emit(node="ensemble", event="round", round=r, score=solution and solution["score"])

@@ -30,7 +30,7 @@ def evaluate_approach(ctx: Context, state: dict, approach: dict) -> dict | None:
                    parse=extract_code)
     except NO_ANSWER:
         return None
-    solution, _ = run_with_debugging(ctx, state, code=code, exec_key=key, node="evaluate",
+    solution, _ = run_with_debugging(ctx, state, code=code, exec_key=key, node="evaluate", origin=prompt,
                                      advisory=validation_checks(ctx, state, usage=True))
     return solution and {**solution, "origin": f"candidate:{approach['key']}"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -116,6 +116,14 @@ def _invoke(model: Runnable, spec: str, messages: list[BaseMessage],
         raise failure from exc
 
 
+def unread_text(messages: list[BaseMessage]) -> str:
+    """What the model server has to read anew: the messages after the conversation's last answer. The server
+    keeps the prompt and answer it handled last in its prompt cache, and a re-ask or a follow-up continues
+    exactly that conversation; the first question of a conversation is read whole."""
+    answered = [i for i, message in enumerate(messages) if isinstance(message, AIMessage)]
+    return transcript(messages[answered[-1] + 1:] if answered else messages)
+
+
 def transcript(messages: list[BaseMessage]) -> str:
     return "\n\n".join(f"[{m.type}]\n{m.content}" for m in messages)
 
@@ -128,7 +136,7 @@ def _answer(ctx: Context, *, run_id: str, node: str, role: str, call_key: str,
     if cached is not None:
         return cached
     problem = None if role in UNBUDGETED_ROLES else (
-        run_budget_problem(ctx, run_id) or plan_problem(ctx, run_id, role, node, prompt))
+        run_budget_problem(ctx, run_id) or plan_problem(ctx, run_id, role, node, unread_text(messages)))
     if problem:
         raise BudgetExhausted(f"{role} not asked for {call_key}: {problem}")
     spec = ctx.role_model(role)
@@ -151,14 +159,18 @@ def _answer(ctx: Context, *, run_id: str, node: str, role: str, call_key: str,
 
 
 def ask(ctx: Context, *, run_id: str, node: str, role: str, call_key: str, prompt: str,
-        parse: Callable[[str], Any] | None = None, schema: dict | None = None) -> Any:
+        parse: Callable[[str], Any] | None = None, schema: dict | None = None,
+        history: Sequence[tuple[str, str]] = ()) -> Any:
     """Ask `role`'s model; re-ask with the parser's complaint until `parse` accepts the answer.
+
+    `history`: earlier (prompt, answer) turns the question follows, oldest first.
 
     Raises AnswerError when every try (1 + ctx.max_reasks) was unusable, and BudgetExhausted when the run's
     budget allows no new call (catch NO_ANSWER for both); answers already in the journal are returned either way.
     Parallel lanes check the budget independently, so a run may end up to (lanes - 1) calls over it.
     """
-    messages: list[BaseMessage] = [SystemMessage(SYSTEM), HumanMessage(prompt)]
+    turns = [message for asked, answered in history for message in (HumanMessage(asked), AIMessage(answered))]
+    messages: list[BaseMessage] = [SystemMessage(SYSTEM), *turns, HumanMessage(prompt)]
     problem = ""
     for attempt in range(ctx.max_reasks + 1):
         text = _answer(ctx, run_id=run_id, node=node, role=role, call_key=f"{call_key}#{attempt}",

@@ -26,7 +26,7 @@ def merge(state: dict, runtime: Runtime[Context]) -> dict:
     try:
         code = ask(ctx, run_id=state["run_id"], node="merge", role="coder", call_key=key, prompt=prompt,
                    parse=extract_code)
-        merged, _ = run_with_debugging(ctx, state, code=code, exec_key=key, node="merge",
+        merged, _ = run_with_debugging(ctx, state, code=code, exec_key=key, node="merge", origin=prompt,
                                        advisory=validation_checks(ctx, state))
     except NO_ANSWER:
         pass

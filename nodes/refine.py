@@ -45,7 +45,8 @@ def ablate(state: dict, runtime: Runtime[Context]) -> dict:
     try:
         code = ask(ctx, run_id=state["run_id"], node="ablate", role="coder", call_key=key, prompt=prompt,
                    parse=extract_code)
-        study, result = run_with_debugging(ctx, state, code=code, exec_key=key, node="ablate", scored=False)
+        study, result = run_with_debugging(ctx, state, code=code, exec_key=key, node="ablate", scored=False,
+                                          origin=prompt)
         if study is not None:
             summary = ask(ctx, run_id=state["run_id"], node="ablate", role="reviewer", call_key=f"{key}/summary",
                           prompt=P.ABLATION_SUMMARY.format(metric=task.metric, direction=direction(task),
@@ -84,7 +85,7 @@ def extract(state: dict, runtime: Runtime[Context]) -> dict:
     task = task_of(state)
     solution, refined = state["solution"], state["refined_blocks"]
     prompt = P.EXTRACT_BLOCK.format(
-        metric=task.metric, score=fmt_score(solution["score"]), direction=direction(task),
+        task_header=task_header(task, state["data_summary"]), metric=task.metric, score=fmt_score(solution["score"]), direction=direction(task),
         code=solution["code"], summary=state["ablations"][-1]["summary"],
         refined_note=P.REFINED_NOTE.format(blocks="\n".join(f"```\n{b}\n```" for b in refined)) if refined else "",
         goals=goals_note(state, "refinement"))

@@ -81,7 +81,7 @@ def write_submission_script(ctx: Context, state: dict, source: dict, index: int)
     except NO_ANSWER:
         return None
     solution, _ = run_with_debugging(ctx, {**state, "lane": -1}, code=code, exec_key=key, node="submit",
-                                     check=submission_check(task), rules=submission_rules(task, ctx))
+                                     origin=prompt, check=submission_check(task))
     return solution and {**solution, "origin": source.get("origin", "?")}
 
 

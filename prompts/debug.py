@@ -1,19 +1,7 @@
 """Debug: repair a script that crashed or printed no score."""
 
-FIX_SCRIPT = """{task_header}
-
-## Job: fix a failing script
-
-This script failed:
-```python
-{code}
-```
-What went wrong:
-{error}
-
-Fix the problem and keep the rest of the script unchanged.
-{rules}
-Answer with the fix as edits of the script, each in this form (copy the SEARCH lines exactly from the script):
+#: How the debugger answers; shared by the two ways of asking for a fix.
+EDIT_FORMAT = """Answer with the fix as edits of the script, each in this form (copy the SEARCH lines exactly from the script):
 ```
 <<<<<<< SEARCH
 lines of the script to replace
@@ -22,6 +10,34 @@ their replacement
 >>>>>>> REPLACE
 ```
 Only if most of the script must change, answer instead with the whole fixed script in one ```python block."""
+
+#: A fix asked for on its own. The script comes right after the task header, as in the other prompts that
+#: show a script, so the model server finds the longest prefix already read in its prompt cache.
+FIX_SCRIPT = """{task_header}
+
+Script:
+```python
+{code}
+```
+
+## Job: fix a failing script
+
+The script above failed. What went wrong:
+{error}
+
+Fix the problem and keep the rest of the script unchanged.
+{rules}
+""" + EDIT_FORMAT
+
+#: A fix asked for as the next turn of the conversation that wrote the script: the model server has read
+#: everything before this message already (its prompt cache), so only these few lines are new to it.
+FIX_FOLLOWUP = """## Job: fix a failing script
+
+The script of your last answer failed. What went wrong:
+{error}
+
+Fix the problem and keep the rest of the script unchanged, following the rules given above.
+""" + EDIT_FORMAT
 
 NO_SCORE = ("The script finished but printed no valid 'Final Validation Performance: <number>' line "
             "(the score must be a finite number).")

@@ -1,15 +1,17 @@
 """Refine: ablation study, its summary, choosing a code block, rewriting it, planning the next rewrite."""
 
+#: Prompts that show the current solution start with the task header and then the script, in the same words,
+#: so that the model server reads that shared prefix once (its prompt cache) across ablation, extract and rewrite.
 ABLATION_SCRIPT = """{task_header}
 
-## Job: ablation study
-
-Current solution:
+Script:
 ```python
 {code}
 ```
+
+## Job: ablation study
 {previous_ablations}
-Write a script that measures how much 2-3 parts of this solution matter (for example: a preprocessing
+Write a script that measures how much 2-3 parts of the script above matter (for example: a preprocessing
 step, a feature, a model setting). Run the original and each variant with one part removed or changed,
 and print one line per variant: `<variant name>: <validation {metric}>`. Keep each run fast.
 As the last line print the original's score as: print(f"Final Validation Performance: {{score}}")
@@ -26,14 +28,18 @@ PREVIOUS_ABLATIONS = """Earlier ablation findings (study other parts this time):
 {summaries}
 """
 
-EXTRACT_BLOCK = """## Job: choose a code block to improve
-Current solution (validation {metric}: {score}, {direction}):
+EXTRACT_BLOCK = """{task_header}
+
+Script:
 ```python
 {code}
 ```
+
+## Job: choose a code block to improve
+The script above is the current solution (validation {metric}: {score}, {direction}).
 Ablation findings: {summary}
 {refined_note}{goals}
-Choose ONE contiguous block of lines from the script above whose improvement would raise the score most,
+Choose ONE contiguous block of lines from the script whose improvement would raise the score most,
 and a plan to improve it. Copy the block exactly, character for character. Answer JSON only:
 {{"code_block": "<exact lines from the script>", "plan": "<one or two sentences>"}}"""
 
@@ -43,13 +49,14 @@ REFINED_NOTE = """Blocks already improved (choose a different one):
 
 REWRITE_BLOCK = """{task_header}
 
-## Job: rewrite a code block
-
-Full script, for context:
+Script:
 ```python
 {code}
 ```
-Rewrite only this block:
+
+## Job: rewrite a code block
+
+Rewrite only this block of the script above:
 ```python
 {block}
 ```

@@ -171,11 +171,13 @@ class Journal:
         return count, oldest
 
     def measured_calls(self, model: str, limit: int = 60) -> list[tuple[int, int, float, str]]:
-        """(tokens_in, tokens_out, latency_s, node) of the model's latest calls on this machine, any run:
-        what the time plan learns the model's speed from. Answers without token counts tell nothing."""
+        """(tokens read, tokens_out, latency_s, node) of the model's latest calls on this machine, any run:
+        what the time plan learns the model's speed from. Prompt tokens served from the server's cache cost
+        almost nothing, so only the others count as read. Answers without token counts tell nothing."""
         with self._lock:
             return self.db.execute(
-                f"select tokens_in, tokens_out, latency_s, node from {MODEL_CALLS} where model = ? and "
+                f"select tokens_in - coalesce(tokens_cached, 0), tokens_out, latency_s, node from {MODEL_CALLS} "
+                f"where model = ? and "
                 f"latency_s > 0 and tokens_out > 0 order by id desc limit ?", [model, limit]).fetchall()
 
     # -- script executions ---------------------------------------------------------------------

@@ -1,14 +1,22 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from graph.context import Context
+from nodes.common import task_of
+from nodes.prepare import prepare
+from runtime.catalog import applicable, render_example
+from runtime.journal import open_journal
+from tests import malformed_model as M
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 SCRIPTED = "scripted:tests.scripted_model:respond"
+MALFORMED = "scripted:tests.malformed_model:respond"
 
 
 def scripted_context(tmp_path: Path, **overrides) -> Context:
@@ -26,3 +34,47 @@ def scripted_context(tmp_path: Path, **overrides) -> Context:
 @pytest.fixture
 def ctx(tmp_path):
     return scripted_context(tmp_path)
+
+
+# --------------------------------------------------------------------------- the malformed model's tests
+
+
+@pytest.fixture
+def answers(monkeypatch) -> dict:
+    table: dict = {}
+    monkeypatch.setattr(M, "ANSWERS", table)
+    return table
+
+
+def malformed_context(tmp_path, **overrides):
+    roles = {f"{role}_model": MALFORMED for role in ("coder", "planner", "reviewer", "enhancer")}
+    return scripted_context(tmp_path, **{**roles, **overrides})
+
+
+def prepared(ctx, task_dir=EXAMPLES / "titanic", run_id="u1"):
+    runtime = SimpleNamespace(context=ctx)
+    state = {"task_dir": str(task_dir), "run_id": run_id}
+    return {**state, **prepare(state, runtime)}, runtime
+
+
+def with_lane(state: dict, key: str = "linear") -> dict:
+    task = task_of(state)
+    approach = next(a for a in applicable(task) if a.key == key)
+    return {**state, "lane": 0, "approaches": [{"key": key, "title": approach.title, "description":
+                                                approach.description, "example_code": render_example(approach, task)}]}
+
+
+def example(state: dict, key: str = "linear") -> str:
+    task = task_of(state)
+    return render_example(next(a for a in applicable(task) if a.key == key), task)
+
+
+def calls(ctx, key_pattern: str) -> list[dict]:
+    """Model calls whose call_key matches the SQL LIKE pattern, in order."""
+    return list(open_journal(ctx.journal_path).db["model_calls"].rows_where(
+        "call_key like ?", [key_pattern], order_by="id"))
+
+
+def execution(ctx, exec_key: str) -> dict:
+    [row] = open_journal(ctx.journal_path).db["executions"].rows_where("exec_key = ?", [exec_key])
+    return {**row, "result": json.loads(row["result"])}

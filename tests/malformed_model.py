@@ -40,8 +40,7 @@ WRONG_COLUMNS = 'submission.rename(columns={TARGET_COLUMNS[0]: "prediction"}).to
 
 
 def respond(messages: list[BaseMessage]) -> str:
-    human = [m.content for m in messages if m.type == "human"]
-    prompt, tries = human[0], len(human) - 1
+    prompt, tries = scripted_model.current_job(messages)
     job = scripted_model.job_of(prompt)
     answers = ANSWERS.get(job)
     if not answers:

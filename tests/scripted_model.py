@@ -83,9 +83,21 @@ def tweak(block: str, attempt: int) -> str:
     return re.sub(r"\b(\d{2,})\b", lambda m: str(int(m.group(1)) * factor // 2 + 1), block, count=1)
 
 
+def current_job(messages: list[BaseMessage]) -> tuple[str, int]:
+    """(prompt, tries) of the question being asked: the latest message with a job, and how many re-asks
+    followed it. A job that follows an answer (a fix asked for after the script was written) is read with the
+    script of that answer first, as the model reads the conversation."""
+    human = [i for i, m in enumerate(messages) if m.type == "human"]
+    jobs = [i for i in human if JOB.search(messages[i].content)]
+    start = jobs[-1] if jobs else human[0]
+    prompt = messages[start].content
+    if start > 0 and messages[start - 1].type == "ai":
+        prompt = f"{messages[start - 1].content}\n\n{prompt}"
+    return prompt, sum(1 for i in human if i > start)
+
+
 def respond(messages: list[BaseMessage]) -> str:
-    human = [m.content for m in messages if m.type == "human"]
-    prompt, tries = human[0], len(human) - 1
+    prompt, tries = current_job(messages)
     job = job_of(prompt)
     maybe_crash(job)
     if job == "pick model approaches":

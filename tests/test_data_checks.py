@@ -15,7 +15,7 @@ from runtime.data_checks import leakage_findings, unused_files
 from runtime.task import load_task
 from tests import malformed_model as M
 from tests.conftest import EXAMPLES
-from tests.test_malformed_answers import answers, calls, example, malformed_context, prepared, with_lane  # noqa: F401
+from tests.conftest import calls, malformed_context, prepared, with_lane
 
 SPLIT = "tr, va = split(train)"
 LEAK = 'scale = StandardScaler().fit(train.select_dtypes("number"))  # malformed: leakage\n'

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nodes.common import distinct
 from nodes.evaluate import evaluate
-from tests.test_malformed_answers import answers, example, malformed_context, prepared, with_lane  # noqa: F401
+from tests.conftest import example, malformed_context, prepared, with_lane
 
 
 def test_distinct_keeps_the_first_of_each_code():

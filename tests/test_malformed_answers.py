@@ -22,64 +22,21 @@ from nodes.common import task_of
 from nodes.enhance import SAFE_DEFAULT, enhance
 from nodes.evaluate import evaluate, evaluate_approach
 from nodes.llm import ask
-from nodes.prepare import prepare
 from nodes.refine import conclude_step, extract
 from nodes.search import search
 from nodes.submit import submit
 from prompts.common import REASK
-from runtime.catalog import applicable, render_example
+from runtime.catalog import applicable
 from runtime.journal import open_journal
 from runtime.parsing import AnswerError, extract_code, extract_json
 from runtime.task import TaskError, grade_submission, load_task
 from tests import malformed_model as M
-from tests.conftest import EXAMPLES, scripted_context
+from tests.conftest import EXAMPLES, calls, example, execution, malformed_context, prepared, with_lane
 
-MALFORMED = "scripted:tests.malformed_model:respond"
 REASKED = REASK.split("{problem}")[0]  # "Your answer could not be used: "
 NOT_IN_SCRIPT = M.json_answer(code_block="model = GradientBoostingClassifier(n_estimators=500)", plan="More trees.")
 ELIDED = M.json_answer(code_block="def new_model(X):\n    ...\n    return make_pipeline(prep)", plan="Tune it.")
 C_LINE = "return make_pipeline(prep, Ridge(alpha=1.0) if CLASSES is None else LogisticRegression(C=1.0, max_iter=2000))"
-
-
-@pytest.fixture
-def answers(monkeypatch) -> dict:
-    table: dict = {}
-    monkeypatch.setattr(M, "ANSWERS", table)
-    return table
-
-
-def malformed_context(tmp_path, **overrides):
-    roles = {f"{role}_model": MALFORMED for role in ("coder", "planner", "reviewer", "enhancer")}
-    return scripted_context(tmp_path, **{**roles, **overrides})
-
-
-def prepared(ctx, task_dir=EXAMPLES / "titanic", run_id="u1"):
-    runtime = SimpleNamespace(context=ctx)
-    state = {"task_dir": str(task_dir), "run_id": run_id}
-    return {**state, **prepare(state, runtime)}, runtime
-
-
-def with_lane(state: dict, key: str = "linear") -> dict:
-    task = task_of(state)
-    approach = next(a for a in applicable(task) if a.key == key)
-    return {**state, "lane": 0, "approaches": [{"key": key, "title": approach.title, "description":
-                                                approach.description, "example_code": render_example(approach, task)}]}
-
-
-def example(state: dict, key: str = "linear") -> str:
-    task = task_of(state)
-    return render_example(next(a for a in applicable(task) if a.key == key), task)
-
-
-def calls(ctx, key_pattern: str) -> list[dict]:
-    """Model calls whose call_key matches the SQL LIKE pattern, in order."""
-    return list(open_journal(ctx.journal_path).db["model_calls"].rows_where(
-        "call_key like ?", [key_pattern], order_by="id"))
-
-
-def execution(ctx, exec_key: str) -> dict:
-    [row] = open_journal(ctx.journal_path).db["executions"].rows_where("exec_key = ?", [exec_key])
-    return {**row, "result": json.loads(row["result"])}
 
 
 def assert_reasked(rows: list[dict], *reasons: str) -> None:
