@@ -111,6 +111,10 @@ def submission_values(task: Task, output: np.ndarray) -> np.ndarray:
         return np.asarray(task.classes, dtype=object)[np.asarray(output).argmax(axis=1)].reshape(-1, 1)
     if task.prediction == "probability":
         return np.asarray(output)[:, [positive_index(task)]]
+    if task.prediction == "ranked_labels":  # the k most probable classes, best first
+        k = int(metrics.MAP_AT_K.match(task.metric)["k"])
+        top = np.argsort(-np.asarray(output), axis=1, kind="stable")[:, :k]
+        return np.array([" ".join(task.classes[i] for i in row) for row in top], dtype=object).reshape(-1, 1)
     keys = metrics.label_keys(list(task.target_columns))
     return np.asarray(output)[:, [task.classes.index(k) for k in keys]]
 
@@ -313,6 +317,8 @@ def require_flaml():
 
 def flaml_metric(task: Task):
     """FLAML's name for the task's metric, or a custom metric function for those FLAML lacks."""
+    if metrics.MAP_AT_K.match(task.metric):
+        return _custom_metric(task)
     if task.metric not in FLAML_METRICS:
         raise BaselineError(f"the flaml baseline has no FLAML metric for {task.metric!r}; "
                             f"supported: {', '.join(FLAML_METRICS)}")
@@ -415,6 +421,9 @@ def run(system: str, path: str, out: str, budget: float = 60.0, seed: int = 0, n
     if system == "flaml":
         require_flaml()  # fail before any work
     task = load(path)
+    if len(task.targets) > 1:
+        raise BaselineError(f"the {system} baseline predicts one target; {task.name} has {len(task.targets)} "
+                            f"({', '.join(task.targets)})")
     train, test = read_public(task)
     info: dict = {"validation_score": None, "notes": ""}
     if system != "flaml":  # FLAML reports its own validation loss

@@ -25,7 +25,7 @@ from nodes.evaluate import floor_solutions
 from nodes.llm import run_started_at
 from nodes.submit import FLAG_OFF, FLAG_ON
 from runtime import board
-from runtime.ensemble_selection import Selection, blend as blend_arrays, select_ensemble
+from runtime.ensemble_selection import KINDS as BLENDABLE, Selection, blend as blend_arrays, select_ensemble
 from runtime.files import atomic_write_text
 from runtime.predictions import ROW, VAL_FILE, PredictionError, Predictions, read_predictions
 from runtime.task import Task, read_csv, validate_submission
@@ -110,6 +110,10 @@ def write_blend(folder: Path, task: Task, ids: pd.Series, test: np.ndarray, rows
 def blend(state: dict, runtime: Runtime[Context]) -> dict:
     ctx = run_context(state, runtime)
     task = task_of(state)
+    if task.prediction not in BLENDABLE:
+        reason = f"no blend of {task.prediction} predictions"
+        emit(node="blend", event="skipped", reason=reason)
+        return {"blend": {"accepted": False, "reason": reason, "members": []}}
     members, preds = aligned_predictions(task, state["input_dir"], members_of(state, ctx.blend_members))
     tests: dict[int, Path | None] = {}
     while len(members) >= 2:

@@ -8,7 +8,7 @@ from typing import Any, Iterable
 from langgraph.config import get_stream_writer
 
 from graph.context import Context
-from prompts.common import SCRIPT_RULES, TASK_HEADER
+from prompts.common import PREDICTION_NOTES, SCRIPT_RULES, TASK_HEADER
 from runtime.task import Task
 
 DESCRIPTION_LIMIT = 1800
@@ -62,7 +62,7 @@ def task_header(task: Task, data_summary: str) -> str:
     if len(description) > DESCRIPTION_LIMIT:
         description = description[:DESCRIPTION_LIMIT] + " ..."
     return TASK_HEADER.format(
-        name=task.name, description=as_data(description, "task_description"), target=task.target,
+        name=task.name, description=as_data(description, "task_description"), target=", ".join(task.targets),
         metric=task.metric, direction=direction(task),
         submission_columns=", ".join([task.id_column, *task.target_columns]),
         data_summary=as_data(data_summary, "data_summary"))
@@ -73,11 +73,16 @@ def as_data(text: str, tag: str) -> str:
     return re.sub(rf"<\s*/?\s*{tag}\s*>", f"[{tag}]", text, flags=re.IGNORECASE)
 
 
+#: Predictions of one class label per row: the validation split keeps the classes' shares.
+STRATIFIED = ("label", "probability", "class_probabilities", "ranked_labels")
+
+
 def script_rules(task: Task, ctx: Context) -> str:
     split_note = ("the last 20% by date: this is a forecast" if task.kind == "timeseries"
-                  else "random_state=42" + (", stratified" if task.prediction != "value" else ""))
+                  else "random_state=42" + (", stratified" if task.prediction in STRATIFIED else ""))
     return SCRIPT_RULES.format(test_file=task.test_file, split_note=split_note, max_rows=ctx.max_train_rows,
                                prediction_columns=", ".join(task.target_columns),
+                               prediction_note=PREDICTION_NOTES[task.prediction],
                                metric=task.metric, direction=direction(task), timeout_s=ctx.script_timeout_s)
 
 

@@ -12,6 +12,7 @@ from nodes.debug import run_with_debugging
 from nodes.ensemble import final_candidates
 from nodes.llm import NO_ANSWER, ask, run_budget_problem, run_started_at
 from nodes.review import ask_person, wants_review
+from prompts.common import PREDICTION_NOTES
 from prompts.submit import SUBMISSION_PROBLEMS, SUBMISSION_RULES, SUBMISSION_SCRIPT
 from runtime.catalog import applicable, render_example
 from runtime import board
@@ -23,12 +24,6 @@ MAX_SOURCES = 3
 PREVIEW_LINES = 6
 EDIT_SUBMISSION = '{"submission_path": "/path/to/submission.csv"}: use that file instead (it is validated first)'
 FLAG_OFF, FLAG_ON = "SUBMIT = False", "SUBMIT = True"
-PREDICTION_NOTES = {
-    "label": "one predicted label per row, same type as in the training data",
-    "probability": "the predicted probability of the positive class",
-    "class_probabilities": "one probability column per class, each row summing to 1",
-    "value": "the predicted value",
-}
 
 
 def submission_check(task: Task):

@@ -22,9 +22,20 @@ SCRIPT_RULES = """Rules for the script:
   print(f"Final Validation Performance: {{score}}")
 - Save the validation predictions, in the submission's format, to ./val_predictions.csv: a column "row" holding
   each validation row's index in train.csv (keep the index of pd.read_csv; never reset it), then the columns
-  {prediction_columns}. The score is recomputed from this file.
+  {prediction_columns} ({prediction_note}). The score is recomputed from this file.
 - Use only pandas, numpy, scikit-learn and lightgbm. No internet, no installs, no plots, no input().
 - The script must finish within {timeout_s} seconds."""
+
+#: What each prediction column holds, by the task's prediction kind (runtime.task.PREDICTIONS).
+PREDICTION_NOTES = {
+    "label": "one predicted label per row, same type as in the training data",
+    "probability": "the predicted probability of the positive class",
+    "class_probabilities": "one probability column per class, each row summing to 1",
+    "value": "the predicted value",
+    "ranked_labels": "the most likely labels, best first, separated by spaces",
+    "values": "one predicted value per target column",
+    "probabilities": "one probability per target column, each the probability that the target is 1",
+}
 
 REASK = """Your answer could not be used: {problem}
 Answer again, following the requested format exactly."""

@@ -17,7 +17,10 @@ import numpy as np
 
 from runtime import metrics
 
-KINDS = ("value", "probability", "class_probabilities", "label")
+#: Prediction kinds a blend is defined for (ranked labels are not: an average of rankings is another problem).
+KINDS = ("value", "probability", "class_probabilities", "label", "values", "probabilities")
+#: Kinds held as one column per class or target (2-D arrays).
+COLUMNS = ("class_probabilities", "values", "probabilities")
 MIN_ROWS = 20  # fewer validation rows cannot be split into two halves that say anything
 
 
@@ -131,7 +134,7 @@ def _gain(metric: str, new: float, old: float) -> float:
 def _halves(y: np.ndarray, prediction: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Two halves of the rows, dealt alternately within each class so that both see every class."""
     rng = np.random.default_rng(seed)
-    groups = np.zeros(len(y)) if prediction == "value" else metrics.label_keys(y)
+    groups = metrics.label_keys(y) if prediction in ("label", "probability", "class_probabilities") else np.zeros(len(y))
     a, b = [], []
     for group in sorted(set(groups)):
         rows = rng.permutation(np.flatnonzero(groups == group))
@@ -143,8 +146,8 @@ def _halves(y: np.ndarray, prediction: str, seed: int) -> tuple[np.ndarray, np.n
 def _as_arrays(preds: Sequence, prediction: str, rows: int | None = None, cols: int | None = None) -> list:
     """The members as arrays of one common shape; a ValueError names the first member that differs."""
     if prediction not in KINDS:
-        raise ValueError(f"unknown prediction kind {prediction!r}; expected one of {KINDS}")
-    ndim, arrays = (2 if prediction == "class_probabilities" else 1), []
+        raise ValueError(f"no blend of {prediction!r} predictions; blends are made of {', '.join(KINDS)}")
+    ndim, arrays = (2 if prediction in COLUMNS else 1), []
     for i, pred in enumerate(preds):
         try:
             array = np.asarray(pred, dtype=object if prediction == "label" else float)

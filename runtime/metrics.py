@@ -31,10 +31,13 @@ class Metric:
     name: str
     lower_is_better: bool
     task_type: str  # "classification" | "regression"
-    needs: str  # what the submission holds: "label" | "probability" | "value"
+    needs: str  # what a submission cell holds: "label" | "probability" | "value" | "ranked_labels"
     fn: Callable[..., float]  # fn(y_true, y_pred) or, for class probabilities, fn(y_true, y_pred, labels)
     description: str
     nonnegative: bool = False  # predictions must be >= 0 (e.g. rmsle takes log1p)
+    #: One target per submission column, scored column by column and averaged (mean column-wise RMSE...):
+    #: fn gets 2-D y_true and y_pred, one column per target.
+    per_column: bool = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,6 +193,59 @@ def _spearman(y_true, y_pred) -> float:
     return float(value)
 
 
+def ranked(cell) -> list[str]:
+    """The labels of a ranked-labels cell ("3 1 7": best first) as label keys."""
+    if cell is None or (isinstance(cell, float) and math.isnan(cell)):
+        return []
+    return list(label_keys(str(cell).split()))
+
+
+def mean_average_precision(y_true, y_pred, k: int) -> float:
+    """MAP@k: per row, the precision at each rank 1..k where a true label first appears, summed and divided
+    by min(number of true labels, k); averaged over rows. A row's truth may list several labels (space
+    separated); a label predicted twice counts once."""
+    total = 0.0
+    for truth, predicted in zip(y_true, y_pred):
+        actual = set(ranked(truth))
+        if not actual:
+            raise ValueError("a row has no true label")
+        hits, precision_sum, seen = 0, 0.0, set()
+        for rank, label in enumerate(ranked(predicted)[:k], start=1):
+            if label in actual and label not in seen:
+                hits += 1
+                precision_sum += hits / rank
+            seen.add(label)
+        total += precision_sum / min(len(actual), k)
+    return total / len(y_true) if len(y_true) else float("nan")
+
+
+def _columns(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+    """2-D float truth and predictions of a column-wise metric, one column per target."""
+    true = np.asarray(pd.DataFrame(np.asarray(y_true, dtype=object)).apply(pd.to_numeric), dtype=float)
+    pred = np.asarray(pd.DataFrame(np.asarray(y_pred, dtype=object)).apply(pd.to_numeric), dtype=float)
+    if true.ndim != 2 or true.shape != pred.shape:
+        raise ValueError(f"expected one prediction column per target: truth {true.shape}, predictions {pred.shape}")
+    return true, pred
+
+
+def _mcrmse(y_true, y_pred) -> float:
+    true, pred = _columns(y_true, y_pred)
+    return float(np.mean(np.sqrt(np.mean((true - pred) ** 2, axis=0))))
+
+
+def _column_logloss(y_true, y_pred) -> float:
+    true, pred = _columns(y_true, y_pred)
+    if not np.isin(true, (0.0, 1.0)).all():
+        raise ValueError("column-wise log loss needs 0/1 targets")
+    p = np.clip(pred, EPS, 1 - EPS)
+    return float(np.mean(-np.mean(true * np.log(p) + (1 - true) * np.log(1 - p), axis=0)))
+
+
+def _column_auc(y_true, y_pred) -> float:
+    true, pred = _columns(y_true, y_pred)
+    return float(np.mean([roc_auc_score(true[:, j], pred[:, j]) for j in range(true.shape[1])]))
+
+
 def _mape(y_true, y_pred) -> float:
     true, pred = _as_float(y_true), _as_float(y_pred)
     if (true == 0).any():
@@ -218,8 +274,31 @@ METRICS: dict[str, Metric] = {
         Metric("msle", True, "regression", "value", _msle, "mean squared log error", nonnegative=True),
         Metric("spearman", False, "regression", "value", _spearman, "Spearman rank correlation"),
         Metric("mape", True, "regression", "value", _mape, "mean absolute percentage error (fraction)"),
+        Metric("mcrmse", True, "regression", "value", _mcrmse,
+               "mean column-wise root mean squared error over several target columns", per_column=True),
+        Metric("mean_column_logloss", True, "classification", "probability", _column_logloss,
+               "mean column-wise binary log loss over several 0/1 target columns", per_column=True),
+        Metric("mean_column_auc", False, "classification", "probability", _column_auc,
+               "mean column-wise ROC AUC over several 0/1 target columns", per_column=True),
     )
 }
+
+#: MAP@k, one metric per cut-off: "map@3" scores cells of space-separated labels, best first.
+MAP_AT_K = re.compile(r"^map@(?P<k>[1-9]\d?)$")
+
+
+def map_at_k(k: int) -> str:
+    """The registered name of MAP@k (registered on first use)."""
+    name = f"map@{k}"
+    if name not in METRICS:
+        METRICS[name] = Metric(name, False, "classification", "ranked_labels",
+                               lambda y_true, y_pred, k=k: mean_average_precision(y_true, y_pred, k),
+                               f"mean average precision at {k} of space-separated labels, best first")
+    return name
+
+
+for _k in (1, 3, 5, 10):
+    map_at_k(_k)
 
 #: A task's own metric, task.json "metric": "FILE.py:FUNCTION": score(y_true, y_pred) -> float in that file of
 #: the task folder (the user's code, trusted like the folder). y_true holds labels or values, y_pred what the
@@ -228,8 +307,9 @@ TASK_METRIC = re.compile(r"^(?P<file>[A-Za-z0-9_][\w.-]*\.py):(?P<function>[A-Za
 TASK_METRIC_MODULE = "task_metric"  # the file's name in a run's input folder, where scripts import it from
 
 
-def register_task_metric(root: str, spec: str, lower_is_better: bool, task_type: str) -> str:
-    """Load a task's own metric from its folder and register it under `spec`; ValueError says what is wrong."""
+def register_task_metric(root: str, spec: str, lower_is_better: bool, task_type: str, per_column: bool = False) -> str:
+    """Load a task's own metric from its folder and register it under `spec`; ValueError says what is wrong.
+    `per_column`: the task has several targets; the function then gets 2-D y_true and y_pred."""
     match = TASK_METRIC.match(spec)
     if match is None:
         raise ValueError(f"{spec!r} is not of the form FILE.py:FUNCTION, e.g. metric.py:score")
@@ -251,7 +331,7 @@ def register_task_metric(root: str, spec: str, lower_is_better: bool, task_type:
         return float(function(np.asarray(y_true), np.asarray(y_pred)))
 
     METRICS[spec] = Metric(spec, lower_is_better, task_type, "label" if task_type == "classification" else "value",
-                           task_score, f"the task's own metric ({spec} in the task folder)")
+                           task_score, f"the task's own metric ({spec} in the task folder)", per_column=per_column)
     return spec
 
 
@@ -285,7 +365,13 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "msle": (r"msle", r"mean[- ]squared?[- ]log(?:arithmic)?[- ]error"),
     "spearman": (r"spearman(?:'s)?(?: rank)?(?: correlation)?(?: coefficient)?", r"spearman'?s? rho"),
     "mape": (r"mape", r"mean absolute percentage error"),
+    "mcrmse": (r"mcrmse", r"mean column[- ]?wise root[- ]mean[- ]squared?[- ]error", r"column[- ]?wise (?:mean )?rmse"),
+    "mean_column_logloss": (r"mean column[- ]?wise (?:binary )?(?:log[- ]?loss|logarithmic loss|cross[- ]entropy)",),
+    "mean_column_auc": (r"mean column[- ]?wise (?:roc[- ]?)?auc(?:[- ]roc)?",
+                        r"mean column[- ]?wise area under (?:the )?(?:roc )?curve"),
 }
+#: MAP@k in a description: "MAP@3", "mean average precision @ 5", "mean average precision at 10".
+_MAP_MENTION = re.compile(r"(?<![\w^])(?:map|mean average precision)\s*(?:@|\bat\b)\s*(\d{1,2})\b", re.IGNORECASE)
 
 _ALIAS_RES: list[tuple[str, re.Pattern]] = [
     (name, re.compile(r"(?<![\w^])" + pattern + r"(?![\w^²])", re.IGNORECASE))
@@ -325,6 +411,8 @@ def evaluation_section(text: str) -> str | None:
 def find_metric_mentions(text: str) -> list[tuple[int, str]]:
     """(position, metric) of every metric phrase in ``text``, dropping matches inside longer ones."""
     matches = [(m.start(), m.end(), name) for name, rx in _ALIAS_RES for m in rx.finditer(text)]
+    matches += [(m.start(), m.end(), map_at_k(int(m.group(1)))) for m in _MAP_MENTION.finditer(text)
+                if int(m.group(1)) > 0]
     kept = [
         (start, name)
         for start, end, name in matches
@@ -372,6 +460,9 @@ def resolve_metric_name(name: str) -> str | None:
     cleaned = str(name).strip().lower()
     if cleaned in METRICS:
         return cleaned
+    at_k = re.fullmatch(r"(?:map|mean[ _]average[ _]precision)\s*(?:@|_at_|[ _]at[ _])\s*([1-9]\d?)", cleaned)
+    if at_k:
+        return map_at_k(int(at_k.group(1)))
     spaced = re.sub(r"[_\s]+", " ", cleaned)
     for metric, rx in _ALIAS_RES:
         if rx.fullmatch(spaced) or rx.fullmatch(cleaned):
@@ -389,6 +480,8 @@ def score(metric: str, y_true, y_pred, labels: Sequence[str] | None = None) -> f
     """Score aligned arrays with a registry metric; ``labels`` names the columns of a 2-D y_pred."""
     fn = METRICS[metric].fn
     pred = np.asarray(y_pred)
+    if METRICS[metric].per_column:
+        return fn(np.asarray(y_true), pred)
     if pred.ndim == 2:
         if metric not in ("auc", "logloss") and not TASK_METRIC.match(metric):
             raise ValueError(f"{metric} takes one prediction per row, not class probabilities")
@@ -416,8 +509,13 @@ def score_submission(
         raise ValueError("submission ids do not match the answer ids one to one")
     order = pd.Series(range(len(sub_ids)), index=sub_ids)[answer_ids].to_numpy()
     aligned = submission.iloc[order].reset_index(drop=True)
-    truth = _answer_labels(answers.reset_index(drop=True), target, target_columns)
     columns = list(target_columns)
+    if METRICS[metric].per_column:
+        missing = [c for c in columns if c not in answers.columns]
+        if missing:
+            raise ValueError(f"answers lack the target columns {missing}")
+        return score(metric, answers[columns].to_numpy(), aligned[columns].to_numpy(dtype=float))
+    truth = _answer_labels(answers.reset_index(drop=True), target, target_columns)
     if len(columns) > 1:
         return score(metric, truth, aligned[columns].to_numpy(dtype=float), labels=columns)
     return score(metric, truth, aligned[columns[0]].to_numpy())

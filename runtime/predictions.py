@@ -38,22 +38,24 @@ class Predictions:
     """Validation predictions aligned with their true targets."""
 
     rows: np.ndarray        # positions in train.csv, as saved
-    values: np.ndarray      # 1-D (one column) or 2-D (class probabilities, columns = task.target_columns)
-    truth: np.ndarray       # train.csv's target at those rows
+    values: np.ndarray      # 1-D (one column) or 2-D (columns = task.target_columns: class probabilities, targets)
+    truth: np.ndarray       # train.csv's target(s) at those rows: 2-D for several targets
 
     def subset(self, keep: np.ndarray) -> "Predictions":
         return Predictions(self.rows[keep], self.values[keep], self.truth[keep])
 
 
 @lru_cache(maxsize=8)
-def _targets(path: str, mtime: float, target: str) -> pd.Series:
-    return pd.read_csv(path, usecols=[target], low_memory=False)[target]
+def _targets(path: str, mtime: float, targets: tuple[str, ...]) -> pd.Series | pd.DataFrame:
+    frame = pd.read_csv(path, usecols=list(targets), low_memory=False)[list(targets)]
+    return frame[targets[0]] if len(targets) == 1 else frame
 
 
-def train_targets(task: Task, input_dir: str | os.PathLike) -> pd.Series:
-    """The target column of the run's copy of train.csv, indexed by row position (cached per file)."""
+def train_targets(task: Task, input_dir: str | os.PathLike) -> pd.Series | pd.DataFrame:
+    """The target column(s) of the run's copy of train.csv, indexed by row position (cached per file): a
+    Series, or a DataFrame with one column per target for a multi-target task."""
     path = Path(input_dir) / task.train_file
-    return _targets(str(path), path.stat().st_mtime, task.target)
+    return _targets(str(path), path.stat().st_mtime, task.targets)
 
 
 def prediction_columns(task: Task) -> list[str]:
@@ -92,7 +94,7 @@ def read_predictions(task: Task, input_dir: str | os.PathLike, folder: str | os.
     if values.isna().any().any():
         raise PredictionError(f"{VAL_FILE} has empty predictions")
     truth = targets.to_numpy()[rows]
-    known = pd.notna(truth)
+    known = pd.notna(truth) if truth.ndim == 1 else pd.notna(truth).all(axis=1)
     data = values.to_numpy(dtype=float) if len(columns) > 1 else values[columns[0]].to_numpy()
     return Predictions(rows[known], data[known], truth[known])
 

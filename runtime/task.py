@@ -29,8 +29,12 @@ from runtime.files import SAFE_NAME, open_regular
 
 DESCRIPTION_FILES = ("description.md", "task_description.txt", "description.txt")
 SAMPLE_SUBMISSION_FILES = ("sample_submission.csv", "sampleSubmission.csv", "sample_submission.CSV")
-KINDS = ("binary", "multiclass", "regression", "timeseries", "text")
-PREDICTIONS = ("label", "probability", "class_probabilities", "value")
+KINDS = ("binary", "multiclass", "regression", "timeseries", "text", "multitarget")
+#: What a submission holds. One target: a class label, P(positive class), one probability column per class,
+#: a value, or space-separated labels, best first (MAP@k). Several targets (kind "multitarget", one train.csv
+#: column per submission column): values, or probabilities of 0/1 targets.
+PREDICTIONS = ("label", "probability", "class_probabilities", "value", "ranked_labels", "values", "probabilities")
+MULTI_TARGET = ("values", "probabilities")
 METADATA_FILE = "task.json"
 #: Never listed as data even when the agent sees the task root itself (no public/ folder).
 HIDDEN_FILES = (METADATA_FILE, "answers.csv")
@@ -62,6 +66,11 @@ class Task:
     prediction: str
     answers_path: str | None
 
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The train.csv columns to predict: the submission's columns for a multi-target task, else the target."""
+        return self.target_columns if self.prediction in MULTI_TARGET else (self.target,)
+
     def path(self, file_name: str) -> str:
         """Absolute path of a file the agent sees."""
         return os.path.join(self.data_dir, file_name)
@@ -83,9 +92,11 @@ class Task:
         for key in ("data_files", "target_columns", "classes"):
             if values[key] is not None:
                 values[key] = tuple(values[key])
+        metrics.resolve_metric_name(values["metric"])  # registers a metric made on first use (map@k)
         if metrics.TASK_METRIC.match(values["metric"]) and values["metric"] not in metrics.METRICS:
             metrics.register_task_metric(values["root"], values["metric"], values["lower_is_better"],
-                                         "classification" if values["classes"] else "regression")
+                                         "classification" if values["classes"] else "regression",
+                                         per_column=values["prediction"] in MULTI_TARGET)
         return cls(**values)
 
 
@@ -114,15 +125,25 @@ def load_task(path: str | os.PathLike, ask_model: Callable[[str], str] | None = 
         raise TaskError(
             f"{sample_file} has only the id column {id_column!r}: add the prediction column(s) after the id"
         )
-    target = _target(meta, train, test, id_column, target_columns)
+    multi = len(target_columns) > 1 and all(c in train.columns for c in target_columns)
+    target = target_columns[0] if multi else _target(meta, train, test, id_column, target_columns)
     if metrics.TASK_METRIC.match(str(meta.get("metric"))):
-        metric, lower_is_better = _task_metric(meta, root, train[target])
+        metric, lower_is_better = _task_metric(meta, root, train[target], per_column=multi)
     else:
         metric, lower_is_better = _metric(meta, description, target_columns, ask_model)
-    classification = metrics.METRICS[metric].task_type == "classification" or len(target_columns) > 1
-    classes = _classes(meta, train[target], target_columns, classification)
-    kind = _kind(meta, train, target, id_column, classification, classes)
-    prediction = _prediction(target_columns, metric, classification, classes)
+    if multi:
+        _check_multi_target(metric, target_columns, sample_file)
+        classes, kind = None, "multitarget"
+        prediction = "probabilities" if metrics.METRICS[metric].needs == "probability" else "values"
+    else:
+        if metrics.METRICS[metric].per_column and len(target_columns) > 1:
+            raise TaskError(f"{metric} scores several targets, one per submission column, but the columns "
+                            f"{list(target_columns)} of {sample_file} are not all columns of train.csv: add them "
+                            "to train.csv, or set \"metric\" in task.json to a metric of one target")
+        classification = metrics.METRICS[metric].task_type == "classification" or len(target_columns) > 1
+        classes = _classes(meta, train[target], target_columns, classification)
+        kind = _kind(meta, train, target, id_column, classification, classes)
+        prediction = _prediction(target_columns, metric, classification, classes)
     answers = os.path.join(root, "private", "answers.csv")
     return Task(
         name=_task_name(meta, root),
@@ -350,7 +371,18 @@ def _metric(
     return _ask_metric(description, target_columns, ask_model)
 
 
-def _task_metric(meta: dict, root: str, target: pd.Series) -> tuple[str, bool]:
+def _check_multi_target(metric: str, target_columns: tuple, sample_file: str) -> None:
+    """Several targets, each a train.csv column: the metric must score them column by column."""
+    if metrics.METRICS[metric].per_column:
+        return
+    column_wise = [m.name for m in metrics.METRICS.values() if m.per_column]
+    raise TaskError(
+        f"{sample_file} asks for several targets, {list(target_columns)}, each a column of train.csv, but {metric} "
+        f"scores one: set \"metric\" in task.json to one that averages over the columns ({', '.join(column_wise)}) "
+        "or bring the metric as code (\"metric\": \"metric.py:score\")")
+
+
+def _task_metric(meta: dict, root: str, target: pd.Series, per_column: bool = False) -> tuple[str, bool]:
     """task.json "metric": "metric.py:score": the task's own code, with the direction stated beside it."""
     spec, lower = str(meta["metric"]), meta.get("lower_is_better")
     if not isinstance(lower, bool):
@@ -362,7 +394,8 @@ def _task_metric(meta: dict, root: str, target: pd.Series) -> tuple[str, bool]:
         numeric = pd.to_numeric(target.dropna(), errors="coerce")
         classification = bool(numeric.isna().any() or (numeric.nunique() <= 20 and (numeric % 1 == 0).all()))
     try:
-        metrics.register_task_metric(root, spec, lower, "classification" if classification else "regression")
+        metrics.register_task_metric(root, spec, lower, "classification" if classification else "regression",
+                                     per_column=per_column)
     except ValueError as exc:
         raise TaskError(f'task.json "metric": {exc}') from None
     return spec, lower
@@ -443,9 +476,10 @@ def _kind(
     meta: dict, train: pd.DataFrame, target: str, id_column: str, classification: bool, classes: tuple | None
 ) -> str:
     if meta.get("kind"):
-        kind = str(meta["kind"])
-        if kind not in KINDS:
-            raise TaskError(f"Unknown kind {kind!r} in task.json: use one of {', '.join(KINDS)} or remove it")
+        kind, one_target = str(meta["kind"]), [k for k in KINDS if k != "multitarget"]
+        if kind not in one_target:  # multitarget follows from the columns, never from task.json
+            raise TaskError(f"Unknown kind {kind!r} in task.json for a task with one target: use one of "
+                            f"{', '.join(one_target)} or remove it")
         return kind
     features = train.drop(columns=[c for c in (target, id_column) if c in train.columns])
     if not classification and date_columns(features):
@@ -460,6 +494,8 @@ def _kind(
 def _prediction(target_columns: tuple, metric: str, classification: bool, classes: tuple | None) -> str:
     if len(target_columns) > 1:
         return "class_probabilities"
+    if metrics.METRICS[metric].needs == "ranked_labels":
+        return "ranked_labels"
     if not classification:
         return "value"
     binary = classes is not None and len(classes) <= 2
@@ -536,12 +572,14 @@ def data_summary(task: Task, max_chars: int = 1500) -> str:
         "Files: " + ", ".join(shapes),
         f"Task: {task.kind}; target {task.target!r}; metric {task.metric} ({direction} is better); "
         f"submit {task.id_column} + {_short_list(task.target_columns)} as {task.prediction}",
-        f"Target {task.target}: {_target_distribution(train[task.target], task.classes is not None)}",
+        *(f"Target {target}: {_target_distribution(train[target], task.classes is not None)}"
+          for target in task.targets[:3]),
+        *([f"... and {len(task.targets) - 3} more targets"] if len(task.targets) > 3 else []),
         "Train columns (dtype, % missing, examples):",
     ]
-    features = train.drop(columns=[task.target])
+    features = train.drop(columns=list(task.targets))
     dates, texts = set(date_columns(features)), set(text_columns(features))
-    column_lines = [_column_line(train[c], c in dates, c in texts, c == task.target) for c in train.columns]
+    column_lines = [_column_line(train[c], c in dates, c in texts, c in task.targets) for c in train.columns]
     return _fit_lines(lines, column_lines, max_chars)
 
 
@@ -659,6 +697,8 @@ def _id_problems(got: pd.Series, expected: pd.Series, id_column: str) -> list[st
 
 def _value_problems(task: Task, column: pd.Series) -> list[str]:
     name = column.name
+    if task.prediction == "ranked_labels":
+        return _ranked_problems(task, column)
     if task.prediction == "label":
         if column.isna().any():
             return [f"{name} has {int(column.isna().sum())} empty (NaN) cells"]
@@ -678,11 +718,28 @@ def _value_problems(task: Task, column: pd.Series) -> list[str]:
     if np.isinf(finite).any():
         problems.append(f"{name} has {int(np.isinf(finite).sum())} infinite cells")
     finite = finite[np.isfinite(finite)]
-    if task.prediction in ("probability", "class_probabilities") and ((finite < 0) | (finite > 1)).any():
+    if task.prediction in ("probability", "class_probabilities", "probabilities") and ((finite < 0) | (finite > 1)).any():
         bad = finite[(finite < 0) | (finite > 1)]
         problems.append(f"{name} has {len(bad)} probabilities outside [0, 1], e.g. {_examples(bad.unique())}")
     if metrics.METRICS[task.metric].nonnegative and (finite < 0).any():
         problems.append(f"{name} has {int((finite < 0).sum())} negative values, which {task.metric} cannot score")
+    return problems
+
+
+def _ranked_problems(task: Task, column: pd.Series) -> list[str]:
+    """Cells of space-separated labels, best first: none empty, every label a class, at most k of them."""
+    name, k = column.name, int(metrics.MAP_AT_K.match(task.metric)["k"]) if metrics.MAP_AT_K.match(task.metric) else None
+    cells = [metrics.ranked(cell) for cell in column]
+    problems = []
+    empty = sum(1 for labels in cells if not labels)
+    if empty:
+        problems.append(f"{name} has {empty} empty cells: give each row its labels, best first, separated by spaces")
+    if task.classes:
+        unknown = sorted({label for labels in cells for label in labels} - set(task.classes))
+        if unknown:
+            problems.append(f"{name} has labels outside the classes: e.g. {_examples(unknown)}")
+    if k is not None and any(len(labels) > k for labels in cells):
+        problems.append(f"{name} has cells with more than {k} labels: {task.metric} reads the first {k}, give at most {k}")
     return problems
 
 

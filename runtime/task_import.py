@@ -208,10 +208,13 @@ def _write_json(path: Path, data: dict) -> None:
 
 def map_metric_name(name: str) -> str | None:
     """Our registry name for a metric named by MLE-bench or Kaggle ("root-mean-squared-error", "AUC"...)."""
-    if not name or _PER_COLUMN.search(str(name)):
+    if not name:
         return None
     spaced = re.sub(r"[-_\s]+", " ", str(name).strip().lower())
-    return metrics.resolve_metric_name(str(name)) or metrics.resolve_metric_name(spaced) or METRIC_NAMES.get(spaced)
+    found = metrics.resolve_metric_name(str(name)) or metrics.resolve_metric_name(spaced) or METRIC_NAMES.get(spaced)
+    if found and _PER_COLUMN.search(str(name)) and not metrics.METRICS[found].per_column:
+        return None  # an average over several targets is not the one-target metric of the same name
+    return found
 
 
 def _check_metric_option(given: str | None) -> None:

@@ -6,7 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from graph.checkpoint import open_checkpointer
 from graph.context import Context
+from graph.pipeline import build_graph
 from nodes.common import task_of
 from nodes.prepare import prepare
 from runtime.catalog import applicable, render_example
@@ -34,6 +36,15 @@ def scripted_context(tmp_path: Path, **overrides) -> Context:
 @pytest.fixture
 def ctx(tmp_path):
     return scripted_context(tmp_path)
+
+
+def run_pipeline(ctx, tmp_path, task="titanic", run_id="r1", graph_input="start"):
+    """Run the pipeline graph to its end; `task` names an example task or is a task folder's path."""
+    graph = build_graph(open_checkpointer(tmp_path / "checkpoints.db"))
+    config = {"configurable": {"thread_id": run_id}, "recursion_limit": 500}
+    payload = {"task_dir": str(EXAMPLES / task), "run_id": run_id} if graph_input == "start" else None
+    graph.invoke(payload, config, context=ctx, durability="sync")
+    return graph.get_state(config).values
 
 
 # --------------------------------------------------------------------------- the malformed model's tests

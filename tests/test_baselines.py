@@ -13,6 +13,7 @@ import pytest
 
 from bench import baselines
 from runtime.task import grade_submission, load_task
+from tests.shaped_tasks import multi_target_task, ranked_task
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -100,3 +101,22 @@ def test_flaml_short_budget(scores, tmp_path):
     score, record = grade("concrete", "flaml", tmp_path, budget=5)
     assert record["validation_score"] is not None and "FLAML" in record["notes"]
     assert score < scores["concrete", "trivial"][0]
+
+
+def test_ranked_labels_baselines_submit_the_most_likely_classes_first(tmp_path):
+    folder = ranked_task(tmp_path / "ranked")
+    graded = {}
+    for system in ("trivial", "lgbm_default"):
+        out = tmp_path / f"{system}.csv"
+        baselines.run(system, str(folder), str(out), seed=0, n_jobs=1)
+        result = grade_submission(load_task(folder), out)
+        assert result.valid, result.problems
+        graded[system] = result.score
+    assert graded["trivial"] == pytest.approx(0.4841667, rel=1e-4)  # the classes by share, as tested by hand
+    assert graded["lgbm_default"] > graded["trivial"] + 0.3
+
+
+def test_several_targets_are_refused_with_the_reason(tmp_path):
+    folder = multi_target_task(tmp_path / "two", "mcrmse")
+    with pytest.raises(baselines.BaselineError, match="predicts one target.*2 \\(target_a, target_b\\)"):
+        baselines.run("lgbm_default", str(folder), str(tmp_path / "out.csv"))

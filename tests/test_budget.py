@@ -21,7 +21,7 @@ from runtime.journal import Journal, open_journal, sha256_text
 from runtime.parsing import AnswerError
 from runtime.task import grade_submission, load_task
 from tests.conftest import EXAMPLES, ROOT, SCRIPTED, scripted_context
-from tests.test_pipeline import run_pipeline
+from tests.conftest import run_pipeline
 
 
 def limits(calls=0, tokens=0, cost=0.0, seconds=0) -> SimpleNamespace:

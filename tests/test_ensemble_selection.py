@@ -143,8 +143,10 @@ def test_wrong_shapes_and_weights_raise_naming_the_member():
         blend([a, b], {2: 1}, "value")
     with pytest.raises(ValueError, match="positive sum"):
         blend([a, b], [0, 0], "value")
-    with pytest.raises(ValueError, match="unknown prediction kind"):
-        blend([a, b], [1, 1], "values")
+    with pytest.raises(ValueError, match="no blend of 'ranked_labels' predictions"):
+        blend([a, b], [1, 1], "ranked_labels")
+    with pytest.raises(ValueError, match="no blend of 'votes' predictions"):
+        blend([a, b], [1, 1], "votes")
 
 
 def test_too_few_members_or_rows_is_not_accepted_with_a_reason():

@@ -7,22 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from graph.checkpoint import open_checkpointer
-from graph.pipeline import build_graph
 from runtime import board
 from runtime.journal import open_journal
 from runtime.task import grade_submission, load_task
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, run_pipeline
 
 BASELINES = json.loads((EXAMPLES / "baselines.json").read_text())
-
-
-def run_pipeline(ctx, tmp_path, task="titanic", run_id="r1", graph_input="start"):
-    graph = build_graph(open_checkpointer(tmp_path / "checkpoints.db"))
-    config = {"configurable": {"thread_id": run_id}, "recursion_limit": 500}
-    payload = {"task_dir": str(EXAMPLES / task), "run_id": run_id} if graph_input == "start" else None
-    graph.invoke(payload, config, context=ctx, durability="sync")
-    return graph.get_state(config).values
 
 
 def duplicated(journal, table, columns):

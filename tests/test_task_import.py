@@ -77,10 +77,10 @@ def copy_fixture(tmp_path: Path, grader: str) -> Path:
 
 
 def test_unknown_metric_names_it_and_asks_for_metric_option_leaving_nothing(tmp_path):
-    src = copy_fixture(tmp_path, "mean-column-wise-roc-auc")
+    src = copy_fixture(tmp_path, "dice-coefficient")
     with pytest.raises(TaskImportError) as err:
         import_mlebench(src, tmp_path / "out")
-    assert "mean-column-wise-roc-auc" in str(err.value) and "--metric" in str(err.value)
+    assert "dice-coefficient" in str(err.value) and "--metric" in str(err.value)
     with pytest.raises(TaskImportError, match="Unknown --metric 'bleu'"):
         import_mlebench(src, tmp_path / "out", metric="bleu")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]  # no folder, no leftover staging folder
@@ -103,7 +103,9 @@ def test_mlebench_metric_names_map_to_ours():
     assert map_metric_name("auc-roc") == "auc"
     assert map_metric_name("Categorization Accuracy") == "accuracy"
     assert map_metric_name("mean-column-wise-rmsle") is None  # an average over targets is not our rmsle
-    assert map_metric_name("MAP@3") is None
+    assert map_metric_name("MAP@3") == "map@3"
+    assert map_metric_name("mean-column-wise-roc-auc") == "mean_column_auc"
+    assert map_metric_name("dice-coefficient") is None
 
 
 def test_not_a_prepared_competition_is_a_clear_error(tmp_path):
@@ -158,8 +160,8 @@ def test_kaggle_import_with_a_fake_downloader_is_runnable_not_gradable(tmp_path)
 
 
 def test_kaggle_metric_must_be_known_or_given(tmp_path):
-    download, _ = fake_download({"evaluation_metric": "Mean Average Precision @ 5"})
-    with pytest.raises(TaskImportError, match="Mean Average Precision @ 5.*--metric"):
+    download, _ = fake_download({"evaluation_metric": "Dice Coefficient"})
+    with pytest.raises(TaskImportError, match="Dice Coefficient.*--metric"):
         import_kaggle("widget-yield", tmp_path / "a", download=download)
     download, _ = fake_download(None)  # no metadata at all: a stub description, the metric from --metric
     with pytest.raises(TaskImportError, match="--metric"):

@@ -43,7 +43,7 @@ from runtime import metrics
 
 CATALOG_DIR = Path(__file__).resolve().parent
 CATALOG_FILE = CATALOG_DIR / "catalog.json"
-KINDS = ("binary", "multiclass", "regression", "timeseries", "text")
+KINDS = ("binary", "multiclass", "regression", "timeseries", "text", "multitarget")
 #: Approaches built for one special kind: they come before the general ones when the task has it.
 SPECIAL_KINDS = ("text", "timeseries")
 
@@ -119,6 +119,8 @@ def applicable(task: Any) -> list[Approach]:
     features) come first, then the general approaches in catalog order. The time-series specialist
     needs a date column.
     """
+    if task.kind == "multitarget":  # several targets at once: only approaches written for that
+        return [a for a in _load_catalog() if "multitarget" in a.kinds]
     columns = inspect_columns(task)
     kinds = {task.kind}
     if columns["text"] or task.kind == "text":
@@ -171,14 +173,15 @@ def task_config(task: Any, *, submit: bool = False) -> dict[str, Any]:
         "TARGET": task.target,
         "ID": task.id_column,
         "PREDICTION": prediction,
-        "CLASSES": None if prediction == "value" else _classes(task, prediction),
+        "CLASSES": None if prediction in ("value", "values", "probabilities") else _classes(task, prediction),
+        "TOP_K": int(metrics.MAP_AT_K.match(task.metric)["k"]) if prediction == "ranked_labels" else 1,
         "TARGET_COLUMNS": list(_target_columns(task)),
         "DATE_COLUMNS": dates,
         "DATE_COLUMN": dates[0] if dates else None,
         "TEXT_COLUMNS": texts,
         "TIME_SPLIT": task.kind == "timeseries" and bool(dates),
-        "LOG_TARGET": prediction == "value" and log_error_metric(task.metric),
-        "BALANCE_CLASSES": prediction != "value" and balanced_metric(task.metric),
+        "LOG_TARGET": prediction in ("value", "values") and log_error_metric(task.metric),
+        "BALANCE_CLASSES": prediction not in ("value", "values") and balanced_metric(task.metric),
         "SUBMIT": bool(submit),
     }
 
@@ -224,7 +227,16 @@ _SCORES = {
     "msle": ("Mean squared log error", "metrics.mean_squared_log_error(y_true, np.clip(pred, 0, None))"),
     "spearman": ("Spearman rank correlation", 'pd.Series(y_true).corr(pd.Series(pred), method="spearman")'),
     "mape": ("Mean absolute percentage error", "metrics.mean_absolute_percentage_error(y_true, pred)"),
+    # several targets: y_true and pred hold one column per target
+    "mcrmse": ("Mean column-wise root mean squared error", "np.mean(np.sqrt(np.mean((y_true - pred) ** 2, axis=0)))"),
+    "mean_column_logloss": ("Mean column-wise log loss", "np.mean([metrics.log_loss(y_true[:, j], pred[:, j], "
+                            "labels=[0, 1]) for j in range(y_true.shape[1])])"),
+    "mean_column_auc": ("Mean column-wise ROC AUC", "np.mean([metrics.roc_auc_score(y_true[:, j], pred[:, j]) "
+                        "for j in range(y_true.shape[1])])"),
 }
+#: MAP@k over class indices: y_true one index per row, pred the TOP_K indices of each row, best first.
+_MAP_SCORE = ("Mean average precision at TOP_K",
+              "np.mean([1 / (list(row).index(t) + 1) if t in list(row) else 0.0 for t, row in zip(y_true, pred)])")
 _LABEL_METRICS = ("accuracy", "f1", "f1_macro", "f1_weighted", "balanced_accuracy", "qwk")
 
 
@@ -237,10 +249,11 @@ def _task_score_function(task: Any) -> str:
         "    import sys\n"
         '    sys.path.insert(0, "./input")\n'
         f"    from {metrics.TASK_METRIC_MODULE} import {function} as task_metric\n"
-        "    if CLASSES is not None:  # class indices -> the labels the metric scores\n"
-        "        y_true = np.asarray(CLASSES, dtype=object)[np.asarray(y_true)]\n"
-        '        pred = np.asarray(CLASSES, dtype=object)[np.asarray(pred)] if PREDICTION == "label" else pred\n'
-        "    return task_metric(y_true, pred)"
+        + ("    if CLASSES is not None:  # class indices -> the labels the metric scores\n"
+           "        y_true = np.asarray(CLASSES, dtype=object)[np.asarray(y_true)]\n"
+           '        pred = np.asarray(CLASSES, dtype=object)[np.asarray(pred)] if PREDICTION == "label" else pred\n'
+           if getattr(task, "classes", None) else "")
+        + "    return task_metric(y_true, pred)"
     )
 
 
@@ -248,9 +261,9 @@ def _score_function(task: Any, prediction: str) -> str:
     if metrics.TASK_METRIC.match(task.metric):
         return _task_score_function(task)
     name = metrics.resolve_metric_name(task.metric)
-    if name not in _SCORES:
-        raise ValueError(f"the catalog cannot score metric {task.metric!r}; known: {sorted(_SCORES)}")
-    doc, expression = _SCORES[name]
+    if name not in _SCORES and not metrics.MAP_AT_K.match(name or ""):
+        raise ValueError(f"the catalog cannot score metric {task.metric!r}; known: {sorted(_SCORES)} and map@k")
+    doc, expression = _SCORES[name] if name in _SCORES else _MAP_SCORE
     if name == "auc" and prediction == "class_probabilities":
         doc = "One-vs-rest ROC AUC of the class probabilities"
         expression = 'metrics.roc_auc_score(y_true, pred, multi_class="ovr", labels=list(range(len(CLASSES))))'
@@ -297,15 +310,15 @@ def _train_path(task: Any) -> str:
 def inspect_columns(task: Any) -> dict[str, Any]:
     """Date and free-text feature columns of the training data (the target and id excluded)."""
     path = _train_path(task)
-    return _inspect(path, os.path.getmtime(path), task.target, task.id_column)
+    return _inspect(path, os.path.getmtime(path), tuple(getattr(task, "targets", (task.target,))), task.id_column)
 
 
 @lru_cache(maxsize=32)
-def _inspect(path: str, mtime: float, target: str, id_column: str) -> dict[str, Any]:
+def _inspect(path: str, mtime: float, targets: tuple[str, ...], id_column: str) -> dict[str, Any]:
     from runtime.task import date_columns, text_columns
 
     head = pd.read_csv(path, nrows=_INSPECT_ROWS, low_memory=False)
-    features = head.drop(columns=[c for c in (target, id_column) if c in head.columns])
+    features = head.drop(columns=[c for c in (*targets, id_column) if c in head.columns])
     dates = date_columns(features)
     texts = [c for c in text_columns(features) if c not in dates]
     strings = [

@@ -11,7 +11,8 @@ threadpool_limits(1, "openmp")  # one thread: as fast on small data, and no stal
 # --- task config ---
 TARGET = "Survived"  # column of train.csv to predict
 ID = "id"  # row id: not a feature
-PREDICTION = "label"  # label | probability | class_probabilities | value
+PREDICTION = "label"  # label | probability | class_probabilities | value | ranked_labels
+TOP_K = 1  # ranked_labels: how many labels each row lists, best first (MAP@k)
 CLASSES = [0, 1]  # class labels (None for regression); a probability is P(CLASSES[1])
 TARGET_COLUMNS = ["Survived"]  # submission columns after ID
 DATE_COLUMNS = []  # date/time columns -> calendar features
@@ -75,10 +76,15 @@ def predict(model, X):
     proba = model.predict_proba(X)
     if PREDICTION == "probability":
         return proba[:, 1]
+    if PREDICTION == "ranked_labels":  # class indices, most probable first
+        return np.argsort(-proba, axis=1, kind="stable")[:, :TOP_K]
     return proba if PREDICTION == "class_probabilities" else proba.argmax(axis=1)
 
 def prediction_columns(pred):
-    """One column per TARGET_COLUMNS, as a submission holds them: class labels (not indices) for "label"."""
+    """One column per TARGET_COLUMNS, as a submission holds them: class labels (not indices) for "label",
+    the labels separated by spaces for "ranked_labels"."""
+    if PREDICTION == "ranked_labels":
+        return np.array([" ".join(str(c) for c in np.asarray(CLASSES)[row]) for row in pred], dtype=object)[:, None]
     pred = np.asarray(CLASSES)[pred] if PREDICTION == "label" else np.asarray(pred)
     return pred.reshape(len(pred), -1)
 

@@ -12,7 +12,8 @@ warnings.simplefilter("ignore", FutureWarning)  # LightGBM >= 4.7 prefers eval_X
 # --- task config ---
 TARGET = "births"  # column of train.csv to predict
 ID = "id"  # row id: not a feature
-PREDICTION = "value"  # label | probability | class_probabilities | value
+PREDICTION = "value"  # label | probability | class_probabilities | value | ranked_labels
+TOP_K = 1  # ranked_labels: how many labels each row lists, best first (MAP@k)
 CLASSES = None  # class labels (None for regression); a probability is P(CLASSES[1])
 TARGET_COLUMNS = ["births"]  # submission columns after ID
 DATE_COLUMN = "date"  # the time axis
@@ -73,10 +74,15 @@ def predict(model, X):
     proba = model.predict_proba(X)
     if PREDICTION == "probability":
         return proba[:, 1]
+    if PREDICTION == "ranked_labels":  # class indices, most probable first
+        return np.argsort(-proba, axis=1, kind="stable")[:, :TOP_K]
     return proba if PREDICTION == "class_probabilities" else proba.argmax(axis=1)
 
 def prediction_columns(pred):
-    """One column per TARGET_COLUMNS, as a submission holds them: class labels (not indices) for "label"."""
+    """One column per TARGET_COLUMNS, as a submission holds them: class labels (not indices) for "label",
+    the labels separated by spaces for "ranked_labels"."""
+    if PREDICTION == "ranked_labels":
+        return np.array([" ".join(str(c) for c in np.asarray(CLASSES)[row]) for row in pred], dtype=object)[:, None]
     pred = np.asarray(CLASSES)[pred] if PREDICTION == "label" else np.asarray(pred)
     return pred.reshape(len(pred), -1)
 
