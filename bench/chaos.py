@@ -49,6 +49,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from graph.checkpoint import thread_id_for  # noqa: E402
+from runtime.journal import WHERE_RUN  # noqa: E402
 from runtime.sandbox import RUN_TAG_VAR  # noqa: E402
 from runtime.task import grade_submission, load_task  # noqa: E402
 
@@ -206,9 +207,6 @@ def scalar(db: Path, sql: str, args: tuple = ()) -> int:
     return rows[0][0] or 0 if rows else 0
 
 
-WHERE_RUN = "(run_id = ? or run_id like ? || '-run%')"
-
-
 def checkpoint_rows(paths: Paths, run_id: str) -> int:
     return scalar(paths.checkpoints, "select count(*) from checkpoints where thread_id = ?", (thread_id_for(run_id),))
 
@@ -310,8 +308,8 @@ BANNERS = ("Resuming ", " on task ", "has already finished")
 
 def submitted(paths: Paths, run_id: str) -> bool:
     """The run's (last) pipeline run got past submit: only record and report, well under a second, remain."""
-    return bool(query(paths.journal, "select 1 from runs where run_id like ? || '-run%' and status in "
-                                     "('done', 'failed')", (run_id,)))
+    return bool(query(paths.journal, "select 1 from runs where meta_id = ? and status in ('done', 'failed')",
+                      (run_id,)))
 
 
 def wait_for_trigger(proc: subprocess.Popen, paths: Paths, run_id: str, log: Path, kind: str, delay: float,

@@ -23,13 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from runtime.journal import Journal  # noqa: E402
+from runtime.keys import exec_phase  # noqa: E402
 from runtime.task import grade_submission, load_task  # noqa: E402
-
-
-def phase_of(exec_key: str) -> str:
-    """'lane0/eval/lightgbm/d0' -> 'eval'; 'ensemble/r0/d0' -> 'ensemble'."""
-    parts = exec_key.split("/")
-    return parts[1] if parts[0].startswith("lane") and len(parts) > 1 else parts[0]
 
 
 def main() -> None:
@@ -72,12 +67,12 @@ def main() -> None:
     baselines = json.loads((ROOT / "examples" / "baselines.json").read_text()).get(args.task, {})
     first_try = journal.db.execute(
         "select count(*), coalesce(sum(status = 'ok' and score is not null), 0) from executions "
-        "where run_id like ? || '-run%' and exec_key like '%/d0'", [run_id]).fetchone()
+        "where run_id in (select run_id from runs where meta_id = ?) and exec_key like '%/d0'", [run_id]).fetchone()
     first_try_by_phase: dict[str, list[int]] = {}
     for key, ok in journal.db.execute(
             "select exec_key, status = 'ok' and score is not null from executions "
-            "where run_id like ? || '-run%' and exec_key like '%/d0'", [run_id]).fetchall():
-        counts = first_try_by_phase.setdefault(phase_of(key), [0, 0])
+            "where run_id in (select run_id from runs where meta_id = ?) and exec_key like '%/d0'", [run_id]).fetchall():
+        counts = first_try_by_phase.setdefault(exec_phase(key), [0, 0])
         counts[0] += int(bool(ok))
         counts[1] += 1
     result = {

@@ -6,6 +6,8 @@ import time
 
 from rich.console import Console
 
+from runtime.keys import PIPELINE_LANE
+
 
 class Progress:
     def __init__(self, console: Console, run_id: str):
@@ -34,7 +36,7 @@ class Progress:
         if mode != "custom" or not isinstance(chunk, dict):
             return
         self.note_score(chunk.get("score"))
-        where = f"lane {chunk['lane']}" if chunk.get("lane") not in (None, -1) else "run"
+        where = f"lane {chunk['lane']}" if chunk.get("lane") not in (None, PIPELINE_LANE) else "run"
         details = " ".join(f"{k}={v}" for k, v in chunk.items()
                            if k not in {"lane", "node", "event"} and v not in (None, ""))
         best = "-" if self.best is None else f"{self.best:.5g}"

@@ -56,6 +56,8 @@ class PipelineInput(RunSteering, total=False):
     run_id: Required[Annotated[str, Field(description="Name of the run: its journal rows and workspace folder.")]]
     workspace_dir: Annotated[str, Field(description="Where the run's artifacts go (default "
                                                     "<workspace_root>/<task>/<run_id>).")]
+    meta_id: Annotated[str, Field(description="The meta run this run is one of (set by the meta loop; leave it "
+                                              "empty for a run of its own).")]
 
 
 class PipelineState(PipelineInput, FloorInput, total=False):

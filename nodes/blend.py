@@ -24,7 +24,7 @@ from nodes.ensemble import final_candidates
 from nodes.evaluate import floor_solutions
 from nodes.llm import run_started_at
 from nodes.submit import FLAG_OFF, FLAG_ON
-from runtime import board
+from runtime import board, keys
 from runtime.ensemble_selection import KINDS as BLENDABLE, Selection, blend as blend_arrays, select_ensemble
 from runtime.files import atomic_write_text
 from runtime.predictions import ROW, VAL_FILE, PredictionError, Predictions, read_predictions
@@ -72,8 +72,8 @@ def test_submission(ctx: Context, state: dict, member: dict, index: int) -> Path
         return beside
     if FLAG_OFF not in member["code"]:
         return None
-    result = execute(ctx, {**state, "lane": -1}, code=member["code"].replace(FLAG_OFF, FLAG_ON, 1),
-                     exec_key=f"blend/test{index}")
+    result = execute(ctx, {**state, "lane": keys.PIPELINE_LANE}, code=member["code"].replace(FLAG_OFF, FLAG_ON, 1),
+                     exec_key=keys.pipeline_key("blend", f"test{index}"))
     made = Path(result.attempt_dir) / board.SUBMISSION
     return made if result.succeeded and not validate_submission(task, made) else None
 
@@ -140,7 +140,7 @@ def blended(ctx: Context, state: dict, task: Task, members: list[dict], preds: l
     test = blend_arrays([first, *(test_predictions(task, tests[i], ids)[1] for i in order[1:])],
                         [selection.weights[i] for i in order], task.prediction)
     val = blend_arrays([preds[i].values for i in order], [selection.weights[i] for i in order], task.prediction)
-    folder = attempt_dir(state, "blend/final")
+    folder = attempt_dir(state, keys.pipeline_key("blend", "final"))
     csv = write_blend(folder, task, ids, test, preds[0].rows, val)
     problems = validate_submission(task, csv)
     weights = {members[i]["origin"]: count for i, count in selection.weights.items()}

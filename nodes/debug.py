@@ -11,6 +11,7 @@ from graph.context import Context
 from nodes.common import emit, script_rules, task_header, task_of
 from nodes.llm import NO_ANSWER, ask, time_left
 from prompts.debug import FIX_FOLLOWUP, FIX_SCRIPT, NO_PREDICTIONS, NO_SCORE, REFUSED
+from runtime import keys
 from runtime.journal import open_journal, sha256_text
 from runtime.parsing import fix_parser
 from runtime.predictions import PredictionError, recompute_score, scores_agree
@@ -22,7 +23,6 @@ from runtime.time_plan import expected_script_s
 Check = Callable[[ExecutionResult], str | None]
 # An advisory check also gets the code we ran (never re-read from the attempt folder the script could change).
 Advisory = Callable[[str, ExecutionResult], str | None]
-SUBMIT_KEY = "submit/"  # exec keys of the submit node's scripts
 
 
 def attempt_dir(state: dict, exec_key: str) -> Path:
@@ -40,7 +40,7 @@ def refused(folder: Path, code: str, problems: list[str]) -> ExecutionResult:
 def script_time_limit(ctx: Context, run_id: str, exec_key: str) -> float:
     """A script's wall-clock limit: script_timeout_s, and for exploration scripts no more than what is left of
     the run's time budget, so that the submission, which always gets its full limit, still fits in."""
-    left = None if exec_key.startswith(SUBMIT_KEY) else time_left(ctx, run_id)
+    left = None if keys.is_submission(exec_key) else time_left(ctx, run_id)
     return ctx.script_timeout_s if left is None else min(ctx.script_timeout_s, max(0.0, left))
 
 
@@ -90,7 +90,7 @@ def execute(ctx: Context, state: dict, *, code: str, exec_key: str, scored: bool
                             max_processes=ctx.script_max_processes, max_file_mb=ctx.script_max_file_mb,
                             max_disk_mb=ctx.script_max_disk_mb)
         result = rescored(result, state) if scored else result
-    journal.record_execution(run_id=state["run_id"], lane=state.get("lane", -1), exec_key=exec_key, code=code,
+    journal.record_execution(run_id=state["run_id"], lane=state.get("lane", keys.PIPELINE_LANE), exec_key=exec_key, code=code,
                              code_path=str(folder / "solution.py"), result=result.to_dict())
     return result
 
@@ -140,7 +140,7 @@ def run_with_debugging(ctx: Context, state: dict, *, code: str, exec_key: str, n
     task = task_of(state)
     flagged = None
     for round_ in range(ctx.debug_rounds + 1):
-        result = execute(ctx, state, code=code, exec_key=f"{exec_key}/d{round_}", scored=scored)
+        result = execute(ctx, state, code=code, exec_key=keys.debug_round(exec_key, round_), scored=scored)
         problem = failure_report(result) if not result.succeeded else (check(result) if check else None)
         solution = {"code": code, "score": result.score, "path": result.attempt_dir}
         if problem is None and result.succeeded and advisory is not None:
@@ -157,7 +157,7 @@ def run_with_debugging(ctx: Context, state: dict, *, code: str, exec_key: str, n
             task_header=task_header(task, state["data_summary"]), code=code, error=problem,
             rules=rules or script_rules(task, ctx)))
         try:
-            code = ask(ctx, run_id=state["run_id"], node=node, role="coder", call_key=f"{exec_key}/fix{round_}",
+            code = ask(ctx, run_id=state["run_id"], node=node, role="coder", call_key=keys.fix_key(exec_key, round_),
                        prompt=prompt, history=history, parse=fix_parser(code))
         except NO_ANSWER:
             break

@@ -11,6 +11,7 @@ from nodes.debug import run_with_debugging
 from nodes.llm import NO_ANSWER, ask, run_budget_problem
 from nodes.refine import goals_note
 from prompts import ensemble as P
+from runtime import keys
 from runtime.parsing import extract_code
 
 
@@ -43,15 +44,16 @@ def ensemble(state: dict, runtime: Runtime[Context]) -> dict:
                                          focus=ensemble_focus(state) if r == 0 else goals_note(state, "ensemble"))
     solution, plan = None, P.DEFAULT_FOCUS
     try:
-        plan = ask(ctx, run_id=state["run_id"], node="ensemble", role="planner", call_key=f"ensemble/r{r}/plan",
+        plan = ask(ctx, run_id=state["run_id"], node="ensemble", role="planner", call_key=keys.pipeline_key("ensemble", f"r{r}", "plan"),
                    prompt=plan_prompt, parse=lambda text: text.strip()[:600] or P.DEFAULT_FOCUS)
         listing = "".join(P.SOLUTION_ITEM.format(i=i + 1, metric=task.metric, score=fmt_score(s["score"]),
                                                  code=s["code"]) for i, s in enumerate(solutions))
         prompt = P.IMPLEMENT_ENSEMBLE.format(task_header=task_header(task, state["data_summary"]),
                                              solutions=listing, plan=plan, rules=script_rules(task, ctx))
-        code = ask(ctx, run_id=state["run_id"], node="ensemble", role="coder", call_key=f"ensemble/r{r}",
+        key = keys.pipeline_key("ensemble", f"r{r}")
+        code = ask(ctx, run_id=state["run_id"], node="ensemble", role="coder", call_key=key,
                    prompt=prompt, parse=extract_code)
-        solution, _ = run_with_debugging(ctx, {**state, "lane": -1}, code=code, exec_key=f"ensemble/r{r}",
+        solution, _ = run_with_debugging(ctx, {**state, "lane": keys.PIPELINE_LANE}, code=code, exec_key=key,
                                          node="ensemble", origin=prompt, advisory=validation_checks(ctx, state))
     except NO_ANSWER:
         pass

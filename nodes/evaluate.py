@@ -10,6 +10,7 @@ from nodes.checks import validation_checks
 from nodes.debug import run_with_debugging
 from nodes.llm import NO_ANSWER, ask, time_left
 from prompts.evaluate import FIRST_SCRIPT
+from runtime import keys
 from runtime.parsing import extract_code
 
 
@@ -21,7 +22,7 @@ def evaluate_approach(ctx: Context, state: dict, approach: dict) -> dict | None:
     if tested and time_left(ctx, state["run_id"]) is not None:
         return tested[0]
     task = task_of(state)
-    key = f"lane{state['lane']}/eval/{approach['key']}"
+    key = keys.lane_key(state["lane"], "eval", approach["key"])
     prompt = FIRST_SCRIPT.format(task_header=task_header(task, state["data_summary"]), title=approach["title"],
                                  approach_description=approach["description"],
                                  example_code=approach["example_code"], rules=script_rules(task, ctx))
@@ -39,7 +40,7 @@ def catalog_fallback(ctx: Context, state: dict) -> dict | None:
     """The catalog's tested example code, run as is: a floor for lanes where no generated script worked."""
     for approach in state["approaches"]:
         solution, _ = run_with_debugging(ctx, state, code=approach["example_code"],
-                                         exec_key=f"lane{state['lane']}/catalog/{approach['key']}",
+                                         exec_key=keys.lane_key(state["lane"], "catalog", approach["key"]),
                                          node="evaluate")
         if solution:
             return {**solution, "origin": f"catalog:{approach['key']}"}
@@ -63,7 +64,7 @@ def evaluate(state: dict, runtime: Runtime[Context]) -> dict:
              score=solution and solution["score"])
     if state.get("warm_start"):
         solution, _ = run_with_debugging(ctx, state, code=state["warm_start"]["code"],
-                                         exec_key=f"lane{state['lane']}/eval/champion", node="evaluate")
+                                         exec_key=keys.lane_key(state["lane"], "eval", "champion"), node="evaluate")
         candidates.append({"key": "champion", "title": "best solution of the champion run",
                            "solution": solution and {**solution, "origin": "champion"}})
     order = distinct(ranked([c["solution"] for c in candidates], task.lower_is_better))

@@ -18,7 +18,7 @@ from graph.context import Context, run_context
 from nodes.common import emit, task_of
 from nodes.debug import execute
 from nodes.llm import run_started_at, time_left
-from runtime import board
+from runtime import board, keys
 from runtime.catalog import applicable, render_example
 from runtime.task import validate_submission
 
@@ -43,8 +43,8 @@ def floor(state: dict, runtime: Runtime[Context]) -> dict:
         if not fits(durations, time_left(ctx, state["run_id"])):
             emit(node="floor", event="skipped", key=approach.key, reason="expected time exceeds the time left")
             continue
-        result = execute(ctx, {**state, "lane": -1}, code=render_example(approach, task, submit=True),
-                         exec_key=f"floor/{approach.key}")
+        result = execute(ctx, {**state, "lane": keys.PIPELINE_LANE}, code=render_example(approach, task, submit=True),
+                         exec_key=keys.pipeline_key(keys.FLOOR, approach.key))
         durations.append(result.duration_s)
         csv = Path(result.attempt_dir) / board.SUBMISSION
         valid = result.succeeded and not validate_submission(task, csv)

@@ -14,6 +14,7 @@ from graph.context import Context
 from prompts.common import REASK, SYSTEM
 from runtime.budget import UNBUDGETED_ROLES, BudgetExhausted, budget_problem, call_cost, has_budget, parse_prices
 from runtime.compute import exclusive_compute
+from runtime import keys
 from runtime.journal import open_journal, sha256_text
 from runtime.models import is_local_compute, json_mode, make_chat_model, parse_model_spec, provider_failure
 from runtime.parsing import AnswerError
@@ -173,7 +174,7 @@ def ask(ctx: Context, *, run_id: str, node: str, role: str, call_key: str, promp
     messages: list[BaseMessage] = [SystemMessage(SYSTEM), *turns, HumanMessage(prompt)]
     problem = ""
     for attempt in range(ctx.max_reasks + 1):
-        text = _answer(ctx, run_id=run_id, node=node, role=role, call_key=f"{call_key}#{attempt}",
+        text = _answer(ctx, run_id=run_id, node=node, role=role, call_key=keys.try_key(call_key, attempt),
                        messages=messages, schema=schema)
         if parse is None:
             return text

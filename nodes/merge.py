@@ -10,6 +10,7 @@ from nodes.checks import validation_checks
 from nodes.debug import run_with_debugging
 from nodes.llm import NO_ANSWER, ask
 from prompts.merge import MERGE_SCRIPT
+from runtime import keys
 from runtime.parsing import extract_code
 
 
@@ -17,7 +18,7 @@ def merge(state: dict, runtime: Runtime[Context]) -> dict:
     ctx = run_context(state, runtime)
     task = task_of(state)
     base, other, rest = state["solution"], state["merge_queue"][0], state["merge_queue"][1:]
-    key = f"lane{state['lane']}/merge{len(state['merges'])}"
+    key = keys.lane_key(state["lane"], f"merge{len(state['merges'])}")
     prompt = MERGE_SCRIPT.format(task_header=task_header(task, state["data_summary"]), metric=task.metric,
                                  base_score=fmt_score(base["score"]), base_code=base["code"],
                                  other_score=fmt_score(other["score"]), other_code=other["code"],

@@ -15,6 +15,7 @@ from graph.context import Context
 from graph.inputs import check_context, check_input, check_thread
 from nodes.common import emit, is_better
 from nodes.ensemble import final_candidates
+from runtime import keys
 from runtime.files import atomic_write_text
 from runtime.journal import open_journal
 from runtime.task import load_task
@@ -66,7 +67,7 @@ def plan_run(state: dict, runtime: Runtime[Context]) -> dict:
     # A run of that name exists when the thread is replayed from an earlier checkpoint (a fork on the same
     # thread, e.g. from Studio): the branch gets its own run id, journal rows and folder. A run rebuilt from
     # the journal keeps the names, which is how it finds its finished work.
-    run_id = f"{state['meta_id']}-run{index}"
+    run_id = keys.pipeline_run_id(state["meta_id"], index)
     if not state.get("from_journal"):
         run_id = open_journal(ctx.journal_path).unused_run_id(run_id)
     emit(node="plan_run", event="run", index=index, overrides=overrides or None,

@@ -66,8 +66,9 @@ def prepare(state: dict, runtime: Runtime[Context]) -> dict:
     workspace = Path(state.get("workspace_dir") or Path(ctx.workspace_root) / task.name / run_id).resolve()
     input_dir = workspace / "input"
     copy_inputs(Path(task.data_dir), task.data_files, input_dir, task_metric_file(task))
-    open_journal(ctx.journal_path).upsert_run(run_id, task=task.name, task_dir=task.root,
-                                              workspace=str(workspace), status="running")
+    open_journal(ctx.journal_path).upsert_run(run_id, task=task.name, task_dir=task.root, workspace=str(workspace),
+                                              status="running", **({"meta_id": state["meta_id"]}
+                                                                   if state.get("meta_id") else {}))
     emit(node="prepare", event="task", task=task.name, metric=task.metric, workspace=str(workspace),
          isolation=resolve_isolation(ctx.isolation))
     return {"task": task.to_dict(), "workspace": str(workspace), "input_dir": str(input_dir),

@@ -15,6 +15,7 @@ from nodes.checks import validation_checks
 from nodes.debug import run_with_debugging
 from nodes.llm import NO_ANSWER, ask
 from prompts import refine as P
+from runtime import keys
 from runtime.budget import BudgetExhausted
 from runtime.parsing import AnswerError, extract_code, extract_json, locate_block, replace_block
 
@@ -29,7 +30,7 @@ def goals_note(state: dict, phase: str) -> str:
 
 
 def step_key(state: dict) -> str:
-    return f"lane{state['lane']}/t{state['step']}"
+    return keys.step_key(state["lane"], state["step"])
 
 
 def ablate(state: dict, runtime: Runtime[Context]) -> dict:

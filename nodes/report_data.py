@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 
 from nodes.common import is_better
+from runtime import keys
+from runtime.keys import PIPELINE_LANE, exec_phase, key_lane
 
-ENSEMBLE_LANE = -1
-DEBUG_ROUND = re.compile(r"/d\d+$")
-ABLATION_KEY = re.compile(r"^lane(\d+)/t(\d+)/ablation$")
+ENSEMBLE_LANE = PIPELINE_LANE  # the attempts of the ensemble rounds belong to no lane
 # The ablation prompt asks for one `<variant name>: <score>` line per variant and the original's score as
 # `Final Validation Performance: <score>`; log lines such as "[LightGBM] [Info] ...: 3" are not variants.
 SCORE_LINE = re.compile(r"^\s*([^:\[\n][^:\n]{0,79}?)\s*:\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$", re.M)
@@ -25,7 +25,7 @@ MAX_VARIANTS = 8
 
 def attempt_key(exec_key: str) -> str:
     """The journal key of an attempt without its debug round: `lane0/t1/k0/d2` -> `lane0/t1/k0`."""
-    return DEBUG_ROUND.sub("", exec_key)
+    return keys.without_debug_round(exec_key)
 
 
 def finish_times(executions: list[dict]) -> dict[tuple[str, str], float]:
@@ -49,7 +49,7 @@ def best_lane_score(run: dict, lower_is_better: bool) -> float | None:
 
 
 def run_attempts(run: dict, lower_is_better: bool, times: dict, started_at: float | None) -> list[dict]:
-    """Every attempt of one pipeline run: run, lane (-1: ensemble), kind, label, plan, base, score, kept, time."""
+    """Every attempt of one pipeline run: run, lane (ENSEMBLE_LANE: ensemble), kind, label, plan, base, score, kept, time."""
     found: list[dict] = []
 
     def add(lane: int, kind: str, key: str, label: str, score, kept: bool, plan=None, base=None) -> None:
@@ -63,21 +63,21 @@ def run_attempts(run: dict, lower_is_better: bool, times: dict, started_at: floa
         candidates = lane.get("candidates", [])
         initial = first_best([c.get("score") for c in candidates], lower_is_better)
         for i, candidate in enumerate(candidates):
-            add(n, "candidate", f"lane{n}/eval/{candidate['key']}", f"candidate {candidate['key']}",
+            add(n, "candidate", keys.lane_key(n, "eval", candidate["key"]), f"candidate {candidate['key']}",
                 candidate.get("score"), i == initial)
         for i, merge in enumerate(lane.get("merges", [])):
-            add(n, "merge", f"lane{n}/merge{i}", f"merge {merge.get('candidate')}", merge.get("score"),
+            add(n, "merge", keys.lane_key(n, f"merge{i}"), f"merge {merge.get('candidate')}", merge.get("score"),
                 merge.get("kept"))
         for step in lane.get("history", []):
             scores = [a.get("score") for a in step.get("attempts", [])]
             best = first_best(scores, lower_is_better)
             improved = best is not None and is_better(scores[best], step.get("before"), lower_is_better)
             for k, attempt in enumerate(step.get("attempts", [])):
-                add(n, "refine", f"lane{n}/t{step['step']}/k{k}", f"step {step['step']} attempt {k}",
+                add(n, "refine", keys.step_key(n, step["step"], f"k{k}"), f"step {step['step']} attempt {k}",
                     attempt.get("score"), improved and k == best, attempt.get("plan"), step.get("before"))
     lanes_best = best_lane_score(run, lower_is_better)
     for r in run.get("ensemble_rounds", []):
-        add(ENSEMBLE_LANE, "ensemble", f"ensemble/r{r['round']}", f"ensemble round {r['round']}", r.get("score"),
+        add(ENSEMBLE_LANE, "ensemble", keys.pipeline_key("ensemble", f"r{r['round']}"), f"ensemble round {r['round']}", r.get("score"),
             run.get("best_origin") == f"ensemble:r{r['round']}", r.get("plan"), lanes_best)
     return found
 
@@ -127,14 +127,14 @@ def ablation_effects(state: dict, executions: list[dict]) -> list[dict]:
     runs = {run["run_id"]: run for run in state.get("history", [])}
     studies: dict[tuple, dict] = {}
     for row in executions:
-        match = ABLATION_KEY.match(attempt_key(row["exec_key"]))
-        if not match or row["run_id"] not in runs or row.get("status") != "ok":
+        study = keys.ablation_step(attempt_key(row["exec_key"]))
+        if not study or row["run_id"] not in runs or row.get("status") != "ok":
             continue
         original, variants = parse_ablation(row.get("stdout_tail"))
         original = row.get("score") if original is None else original
         if original is None or not variants:
             continue
-        run, lane, step = runs[row["run_id"]], int(match.group(1)), int(match.group(2))
+        run, (lane, step) = runs[row["run_id"]], study
         summary = next((a["summary"] for l in run.get("lanes", []) if l["lane"] == lane
                         for a in l.get("ablations", []) if a["step"] == step), "")
         studies[(run["run_index"], lane, step)] = {
@@ -173,34 +173,6 @@ def final_solution(state: dict) -> dict | None:
 # re-reads took no time and have no rows of their own, while the row itself is work that was done once,
 # so every row is drawn and the re-reads are only counted.
 
-PIPELINE_LANE = ENSEMBLE_LANE  # pipeline-level work: search, ensemble, submit, floor, the Enhancer
-# a lane's calls are keyed "lane<k>/..."; the leakage checks name theirs after the attempt folder "lane<k>_..."
-LANE_KEY = re.compile(r"^lane(\d+)(?:[/_#]|$)")
-PIPELINE_RUN = re.compile(r"-run(\d+)(?:\.b\d+)?$")  # .b2: a branch (graph/threads.py)
-SUBMISSION_KEYS = ("floor/", "submit/")
-# A script's phase is named after the node whose model calls belong to the same work, so that one table
-# adds both up. The rule: drop "lane<k>/", take the first path component without its trailing number
-# (eval, catalog, merge, t, ensemble, submit, floor, ...), rename eval and catalog to "evaluate", and split
-# a refinement step "t<n>" into "ablate" (t<n>/ablation) and "refine" (t<n>/k<m>, the rewrites tried).
-EXEC_PHASES = {"eval": "evaluate", "catalog": "evaluate"}
-
-
-def key_lane(key: str | None) -> int:
-    """The lane of a call key or exec key (`lane1/t0/plan0#0` -> 1); anything else is pipeline level (-1)."""
-    match = LANE_KEY.match(key or "")
-    return int(match.group(1)) if match else PIPELINE_LANE
-
-
-def exec_phase(exec_key: str) -> str:
-    """`lane0/eval/lightgbm/d1` -> evaluate, `lane1/merge0/d0` -> merge, `lane0/t1/ablation/d0` -> ablate,
-    `lane0/t1/k0/d0` -> refine, `ensemble/r0/d0` -> ensemble, `submit/s0/flag/d0` -> submit, `floor/x` -> floor."""
-    parts = re.sub(r"^lane\d+/", "", exec_key).split("/")
-    head = re.sub(r"\d+$", "", parts[0]) or parts[0]
-    if head == "t":
-        return "ablate" if parts[1:2] == ["ablation"] else "refine"
-    return EXEC_PHASES.get(head, head)
-
-
 def call_interval(row: dict) -> dict:
     """A model-call row as an interval in absolute time (seconds since the epoch)."""
     duration = row.get("latency_s") or 0.0
@@ -234,8 +206,7 @@ def run_index(run_id: str | None, runs: dict[str, int] | None) -> int | None:
     `<meta>-run<k>` form of the id; None for the meta loop's own rows (the Enhancer)."""
     if runs is not None:
         return runs.get(run_id)
-    match = PIPELINE_RUN.search(run_id or "")
-    return int(match.group(1)) if match else None
+    return keys.run_index_of(run_id)
 
 
 def run_bounds(intervals: list[dict], runs: dict[str, int] | None = None) -> list[dict]:
@@ -258,7 +229,7 @@ def first_submission(intervals: list[dict]) -> float | None:
     round stands for the attempt; one that stayed invalid after the last round still counts (approximate)."""
     last: dict[tuple, dict] = {}
     for s in sorted(intervals, key=lambda s: s["start"]):
-        if s["kind"] == "script" and s["key"].startswith(SUBMISSION_KEYS):
+        if s["kind"] == "script" and keys.writes_submission(s["key"]):
             last[(s["run_id"], attempt_key(s["key"]))] = s
     ends = [s["start"] + s["duration"] for s in last.values() if not s["failed"]]
     return min(ends) if ends else None

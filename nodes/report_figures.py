@@ -15,7 +15,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from nodes.common import is_better  # noqa: E402
-from nodes.report_data import ENSEMBLE_LANE, PIPELINE_LANE  # noqa: E402
+from nodes.report_data import ENSEMBLE_LANE  # noqa: E402
+from runtime.keys import PIPELINE_LANE  # noqa: E402
 
 DPI = 110
 MAX_BARS = 40

@@ -14,8 +14,8 @@ from nodes.llm import NO_ANSWER, ask, run_budget_problem, run_started_at
 from nodes.review import ask_person, wants_review
 from prompts.common import PREDICTION_NOTES
 from prompts.submit import SUBMISSION_PROBLEMS, SUBMISSION_RULES, SUBMISSION_SCRIPT
+from runtime import board, keys
 from runtime.catalog import applicable, render_example
-from runtime import board
 from runtime.journal import open_journal
 from runtime.parsing import extract_code
 from runtime.task import Task, validate_submission
@@ -53,8 +53,8 @@ def flip_submit_flag(ctx: Context, state: dict, source: dict, index: int, *, mod
     if FLAG_OFF not in source["code"] or (submission_goal(state) and model_allowed):
         return None
     task = task_of(state)
-    solution, _ = run_with_debugging(ctx, {**state, "lane": -1}, code=source["code"].replace(FLAG_OFF, FLAG_ON, 1),
-                                     exec_key=f"submit/s{index}/flag", node="submit",
+    solution, _ = run_with_debugging(ctx, {**state, "lane": keys.PIPELINE_LANE}, code=source["code"].replace(FLAG_OFF, FLAG_ON, 1),
+                                     exec_key=keys.pipeline_key(keys.SUBMIT, f"s{index}", "flag"), node="submit",
                                      check=submission_check(task), rules=submission_rules(task, ctx))
     return solution and {**solution, "origin": source.get("origin", "?")}
 
@@ -69,13 +69,13 @@ def write_submission_script(ctx: Context, state: dict, source: dict, index: int)
         submission_columns=", ".join([task.id_column, *task.target_columns]),
         sample_file=task.sample_submission_file, prediction_note=PREDICTION_NOTES[task.prediction],
         goal=submission_goal(state), rules=submission_rules(task, ctx))
-    key = f"submit/s{index}"
+    key = keys.pipeline_key(keys.SUBMIT, f"s{index}")
     try:
         code = ask(ctx, run_id=state["run_id"], node="submit", role="coder", call_key=key, prompt=prompt,
                    parse=extract_code)
     except NO_ANSWER:
         return None
-    solution, _ = run_with_debugging(ctx, {**state, "lane": -1}, code=code, exec_key=key, node="submit",
+    solution, _ = run_with_debugging(ctx, {**state, "lane": keys.PIPELINE_LANE}, code=code, exec_key=key, node="submit",
                                      origin=prompt, check=submission_check(task))
     return solution and {**solution, "origin": source.get("origin", "?")}
 
@@ -83,8 +83,8 @@ def write_submission_script(ctx: Context, state: dict, source: dict, index: int)
 def catalog_submission(ctx: Context, state: dict) -> dict | None:
     task = task_of(state)
     for approach in applicable(task):
-        solution, _ = run_with_debugging(ctx, {**state, "lane": -1}, code=render_example(approach, task, submit=True),
-                                         exec_key=f"submit/catalog/{approach.key}", node="submit",
+        solution, _ = run_with_debugging(ctx, {**state, "lane": keys.PIPELINE_LANE}, code=render_example(approach, task, submit=True),
+                                         exec_key=keys.pipeline_key(keys.SUBMIT, "catalog", approach.key), node="submit",
                                          check=submission_check(task), rules=submission_rules(task, ctx))
         if solution:
             return {**solution, "origin": f"catalog:{approach.key}"}

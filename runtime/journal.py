@@ -21,21 +21,24 @@ from typing import Any
 
 import sqlite_utils
 
+from runtime import keys
 from runtime.budget import RunUsage
 
 MODEL_CALLS = "model_calls"
 EXECUTIONS = "executions"
 RUNS = "runs"
 META_RUNS = "meta_runs"
-WHERE_RUN = "(run_id = ? or run_id like ? || '-run%')"
+#: The rows of a run and, for a meta run, of its pipeline runs (two parameters: the run id twice).
+WHERE_RUN = f"(run_id = ? or run_id in (select run_id from {RUNS} where meta_id = ?))"
 # Columns newer than the first journals: (table, column, type), added to an existing database on open.
-ADDED_COLUMNS = [(MODEL_CALLS, "cost_usd", float), (MODEL_CALLS, "tokens_cached", int)]
+ADDED_COLUMNS = [(MODEL_CALLS, "cost_usd", float), (MODEL_CALLS, "tokens_cached", int), (RUNS, "meta_id", str)]
 # Usage by role or by phase: the grouping column and the order of its rows.
 USAGE_GROUPS = {"role": "role", "phase": "node"}
 # The look-ups that make resumed nodes re-use finished work (the names sqlite-utils gives them by default).
 INDEXES = {
     f"idx_{MODEL_CALLS}_run_id_call_key_prompt_sha": (MODEL_CALLS, ["run_id", "call_key", "prompt_sha"]),
     f"idx_{EXECUTIONS}_run_id_exec_key_code_sha": (EXECUTIONS, ["run_id", "exec_key", "code_sha"]),
+    f"idx_{RUNS}_meta_id": (RUNS, ["meta_id"]),
 }
 
 
@@ -82,14 +85,26 @@ class Journal:
             return
         with self._lock, self.db.conn:
             self.db.conn.execute("BEGIN IMMEDIATE")
-            self._create_tables()
-            for table, column, kind in self._missing_columns():
+            missing = self._missing_columns()
+            for table, column, kind in missing:
                 self.db[table].add_column(column, kind)
+            self._create_tables()
+            if (RUNS, "meta_id", str) in missing:
+                self._link_pipeline_runs()
 
     def _missing_columns(self) -> list[tuple[str, str, type]]:
         """Columns added after a journal may have been created (an older journal keeps working)."""
         return [(table, column, kind) for table, column, kind in ADDED_COLUMNS
                 if self.db[table].exists() and column not in self.db[table].columns_dict]
+
+    def _link_pipeline_runs(self) -> None:
+        """A journal from before the meta_id column: link each pipeline run to its meta run by the form of its
+        id, once, when the column is added."""
+        ids = {row[0] for row in self.db.execute(f"select run_id from {RUNS}")}
+        for run_id in ids:
+            meta_id = keys.meta_id_of(run_id)
+            if meta_id in ids:
+                self.db.execute(f"update {RUNS} set meta_id = ? where run_id = ?", [meta_id, run_id])
 
     def _create_tables(self) -> None:
         self.db[MODEL_CALLS].create(
@@ -113,7 +128,7 @@ class Journal:
             {
                 "run_id": str, "task": str, "task_dir": str, "workspace": str, "status": str,
                 "started_at": float, "updated_at": float, "best_score": float,
-                "submission": str, "context": str, "stop_reason": str,
+                "submission": str, "context": str, "stop_reason": str, "meta_id": str,
             },
             pk="run_id", if_not_exists=True,
         )
@@ -283,7 +298,7 @@ class Journal:
         return groups
 
     def usage(self, run_id: str) -> dict:
-        """Totals for one run and its pipeline runs (`<run_id>-runN`): calls, tokens, inference and script time."""
+        """Totals for one run and its pipeline runs: calls, tokens, inference and script time."""
         with self._lock:
             calls = self.db.execute(
                 f"select count(*), coalesce(sum(tokens_in),0), coalesce(sum(tokens_out),0), "

@@ -140,6 +140,7 @@ def test_cost_is_recorded_per_call_and_grouped_by_role_and_phase(tmp_path):
         ask(ctx, run_id="m-run0", node=node, role=role, call_key=f"{node}/{role}",
             prompt=f"## Job: plan a new refinement\n{node} {role}")
     journal = open_journal(ctx.journal_path)
+    journal.upsert_run("m-run0", meta_id="m")  # a pipeline run of the meta run "m"
     rows = list(journal.db["model_calls"].rows)
     for row in rows:
         assert row["cost_usd"] == pytest.approx((row["tokens_in"] * 1000 + row["tokens_out"] * 2000) / 1e6)

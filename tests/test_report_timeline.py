@@ -18,6 +18,7 @@ from nodes.report import model_calls
 from nodes.report import report as report_node
 from nodes.report_figures import timeline_figure
 from nodes.report_tables import time_summary
+from runtime import keys
 from runtime.journal import MODEL_CALLS, open_journal, sha256_text
 
 FIXTURE = Path(__file__).parent / "fixtures" / "report_run.json"
@@ -57,6 +58,8 @@ def at(journal, table: str, when: float) -> None:
 @pytest.fixture
 def journal(tmp_path):
     journal = open_journal(str(tmp_path / "journal.db"))
+    for run in ("run0", "run1"):  # the pipeline runs of the meta run, as their first node registers them
+        journal.upsert_run(run_id(run), meta_id=META)
     for run, node, key, latency, when in CALLS:
         journal.record_answer(run_id=run_id(run), node=node, role="coder", model="scripted", call_key=key,
                               prompt=key, answer="a", tokens_in=1, tokens_out=1, latency_s=latency)
@@ -136,11 +139,11 @@ def test_totals_and_time_per_phase(journal):
     ("submit/s0/flag/d0", "submit"), ("submit/catalog/ridge/d0", "submit"), ("floor/lightgbm", "floor"),
     ("blend/test0", "blend")])
 def test_the_phase_of_a_script(key, phase):
-    assert report_data.exec_phase(key) == phase
+    assert keys.exec_phase(key) == phase
 
 
 def test_lanes_of_keys():
-    assert [report_data.key_lane(k) for k in ("lane3/t0/plan1#0", "lane12_eval_x_d0/usage#1", "search#0",
+    assert [keys.key_lane(k) for k in ("lane3/t0/plan1#0", "lane12_eval_x_d0/usage#1", "search#0",
                                               "laneless/x", "", None)] == [3, 12, -1, -1, -1, -1]
 
 
