@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -201,3 +203,27 @@ def test_experiment_folder_index_is_not_assumed(tmp_path):
     logs, _ = _fake_run(tmp_path, [_node(0, metric=2.0)], snapshots=(0,), idx="2")  # a second run
     assert aide.log_dir(tmp_path) == logs
     assert aide.find_submission(tmp_path) == logs / "submissions" / "step_0.csv"
+
+
+def test_the_launcher_turns_an_unusable_review_into_a_buggy_step(tmp_path):
+    """AIDE 0.2.2 crashes when the review answer is a bare string; the launcher makes it a buggy step."""
+    fake = tmp_path / "aide"
+    (fake / "backend").mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    (fake / "backend" / "__init__.py").write_text("")
+    (fake / "backend" / "utils.py").write_text("class FunctionSpec:\n    pass\n")
+    (fake / "agent.py").write_text(
+        "ANSWERS = ['a bare string', {'is_bug': False, 'summary': 's', 'metric': 0.5, 'lower_is_better': False}]\n"
+        "def query(**kwargs):\n    return ANSWERS.pop(0) if kwargs.get('func_spec') else 'code'\n"
+        "class Agent:\n    def step(self, exec_callback):\n        pass\n")
+    (fake / "run.py").write_text(
+        "import json\nimport aide.agent\n"
+        "def run():\n"
+        "    print(json.dumps([aide.agent.query(func_spec=1), aide.agent.query(func_spec=1), aide.agent.query()]))\n")
+    proc = subprocess.run([sys.executable, "-c", aide.LAUNCHER], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    unusable, usable, plain = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert unusable["is_bug"] is True and unusable["metric"] is None and "a bare string" in unusable["summary"]
+    assert usable == {"is_bug": False, "summary": "s", "metric": 0.5, "lower_is_better": False}
+    assert plain == "code"  # calls without a function spec are left alone
