@@ -197,6 +197,7 @@ def test_budget_reached_mid_run_still_submits_and_says_why_even_across_a_crash(t
     assert lane["solution"]["score"] is not None and lane["history"] == []  # finished with what it had
 
 
+@pytest.mark.slow
 def test_cli_status_and_report_show_usage_per_role_and_phase_and_the_stop_reason(tmp_path):
     settings = ["--set", "num_lanes=1", "--set", "num_candidates=2", "--set", "ensemble_rounds=0",
                 "--set", "debug_rounds=1", "--set", "max_model_calls=4",

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from runtime.task import grade_submission, load_task
 from tests.conftest import EXAMPLES, ROOT, SCRIPTED
 
@@ -37,6 +39,7 @@ def count(db: Path, sql: str) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume_finishes_without_rerunning_finished_scripts(tmp_path):
     journal = tmp_path / "journal.db"
     proc = subprocess.Popen([sys.executable, "-m", "graph.cli", "run", str(EXAMPLES / "concrete"), "--run-id", "k1",
@@ -93,6 +96,7 @@ def test_grade_command(tmp_path):
     assert bad.returncode == 1 and "Invalid submission" in bad.stdout
 
 
+@pytest.mark.slow
 def test_a_damaged_checkpoint_database_is_named_and_the_run_is_rebuilt_from_the_journal(tmp_path):
     journal, checkpoints = tmp_path / "journal.db", tmp_path / "cp.db"
     first = cli("run", str(EXAMPLES / "penguins"), "--run-id", "d1", "--model", SCRIPTED, *FAST,
@@ -120,6 +124,7 @@ def test_a_damaged_checkpoint_database_is_named_and_the_run_is_rebuilt_from_the_
     assert count(journal, "select count(*) from model_calls") == asked
 
 
+@pytest.mark.slow
 def test_a_scripted_model_module_in_the_current_folder_is_found(tmp_path):
     (tmp_path / "my_answers.py").write_text("from tests.scripted_model import respond\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the project itself, as an installed package would be

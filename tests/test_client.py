@@ -15,6 +15,7 @@ from tests.conftest import EXAMPLES, SCRIPTED
 FAST = dict(num_lanes=1, num_candidates=1, refine_steps=0, ensemble_rounds=0, debug_rounds=1)
 
 
+@pytest.mark.slow
 def test_client_round_trip_run_review_status_history_fork_report(tmp_path):
     agent = MleStar(checkpoints=tmp_path / "cp.db", journal=tmp_path / "journal.db")
     first = agent.run(EXAMPLES / "penguins", run_id="c1", runs=2, model=SCRIPTED, human_review="enhancer",
@@ -51,6 +52,7 @@ def test_client_round_trip_run_review_status_history_fork_report(tmp_path):
         agent.status("nope")
 
 
+@pytest.mark.slow
 def test_cli_review_shows_the_proposal_and_a_rejection_drops_the_enhancers_changes(tmp_path):
     where = ["--checkpoints", str(tmp_path / "cp.db")]
     journal = ["--journal", str(tmp_path / "journal.db")]

@@ -290,6 +290,7 @@ def test_submission_with_wrong_ids_that_the_fix_does_not_repair_falls_back_to_ca
 # --------------------------------------------------------------------------- end to end
 
 
+@pytest.mark.slow
 def test_pipeline_with_many_malformed_answers_ends_with_a_valid_submission(tmp_path, answers):
     ctx = malformed_context(tmp_path, num_lanes=1, num_candidates=1, refine_steps=1, inner_steps=1,
                             ensemble_rounds=0, debug_rounds=2, max_reasks=2, floor_approaches=0)

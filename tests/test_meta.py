@@ -32,6 +32,7 @@ def prompts(journal, run_id, node):
     return [r["prompt"] for r in journal.db["model_calls"].rows_where("run_id = ? and node = ?", [run_id, node])]
 
 
+@pytest.mark.slow
 def test_three_runs_steered_by_the_enhancer(tmp_path):
     # No floor: its catalog code would hold the board, and submit asks the coder only for a solution that
     # beats the board, so the submission goal's prompt would not be written.
@@ -69,6 +70,7 @@ def test_three_runs_steered_by_the_enhancer(tmp_path):
     assert len({Path(h["submission_path"]).parent for h in history}) == 3  # each run has its own workspace
 
 
+@pytest.mark.slow
 def test_crash_in_run_1_resumes_and_a_finished_thread_extends(tmp_path, monkeypatch):
     # No floor: run 1 must ask for a submission script (see test_three_runs_steered_by_the_enhancer)
     ctx = meta_context(tmp_path, num_runs=2, num_lanes=1, ensemble_rounds=0, floor_approaches=0)

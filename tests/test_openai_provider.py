@@ -109,6 +109,7 @@ def run_pipeline(ctx, tmp_path, graph_input):
     return graph, config
 
 
+@pytest.mark.slow
 def test_pipeline_over_http_pauses_on_quota_and_resumes_without_redoing_calls(tmp_path, server):
     """A provider quota spent mid-run leaves a resumable thread; resumed, it finishes with a valid
     submission, no answered request is sent again, and the journal's tokens are the server's."""
@@ -131,6 +132,7 @@ def test_pipeline_over_http_pauses_on_quota_and_resumes_without_redoing_calls(tm
     assert all(body["model"] == "fake-coder" for body in server.bodies)
 
 
+@pytest.mark.slow
 def test_cli_pauses_on_a_spent_daily_quota_and_resumes_with_a_new_limit(tmp_path, server):
     """`mlestar run` stops with exit code 3 and a clear reason; `resume --set` continues to a submission."""
     from tests.test_cli import cli, paths
@@ -176,6 +178,7 @@ def test_a_long_answer_is_cut_off_when_the_run_time_budget_ends(tmp_path):
         assert open_journal(ctx.journal_path).run_usage("r").calls == 1
 
 
+@pytest.mark.slow
 def test_an_answer_slower_than_model_timeout_pauses_and_a_larger_timeout_gets_it(tmp_path):
     """A slow model (a busy CPU) is told apart from a spent budget: the run pauses naming model_timeout_s, and
     resuming with a larger timeout receives the answer."""

@@ -21,6 +21,7 @@ def duplicated(journal, table, columns):
     return rows
 
 
+@pytest.mark.slow
 def test_end_to_end_titanic_submission_beats_trivial(ctx, tmp_path):
     state = run_pipeline(ctx, tmp_path)
 
@@ -55,6 +56,7 @@ def test_end_to_end_titanic_submission_beats_trivial(ctx, tmp_path):
     assert journal.db["model_calls"].count_where("call_key like '%/extract#1'") == 2
 
 
+@pytest.mark.slow
 def test_crash_inside_a_node_resumes_without_redoing_finished_work(ctx, tmp_path, monkeypatch):
     crash_dir = tmp_path / "crash"
     crash_dir.mkdir()
@@ -78,6 +80,7 @@ def test_crash_inside_a_node_resumes_without_redoing_finished_work(ctx, tmp_path
     assert usage["answers_reused"] >= 1
 
 
+@pytest.mark.slow
 def test_a_run_killed_right_after_the_floor_leaves_a_valid_submission(ctx, tmp_path, monkeypatch):
     crash_dir = tmp_path / "crash"
     crash_dir.mkdir()
@@ -101,6 +104,7 @@ def test_a_run_killed_right_after_the_floor_leaves_a_valid_submission(ctx, tmp_p
     assert state["submission"]["validation_score"] >= held["score"]  # the board only ever improves
 
 
+@pytest.mark.slow
 def test_the_blend_runs_over_the_floor_and_the_lanes_without_a_model(ctx, tmp_path):
     state = run_pipeline(ctx, tmp_path, run_id="blend")
     journal = open_journal(ctx.journal_path)
@@ -111,6 +115,7 @@ def test_the_blend_runs_over_the_floor_and_the_lanes_without_a_model(ctx, tmp_pa
     assert {f"catalog:{f['key']}" for f in state["floor"]} <= set(record["members"])
 
 
+@pytest.mark.slow
 def test_under_a_time_budget_an_approach_the_floor_ran_is_not_written_again_by_the_model(ctx, tmp_path):
     """The lanes start from the floor's tested code and spend the model's time on refinement."""
     from dataclasses import replace

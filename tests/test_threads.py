@@ -18,6 +18,7 @@ def cli(*args: str):
     return result
 
 
+@pytest.mark.slow
 def test_fork_between_runs_with_a_changed_setting_redoes_nothing_before_the_fork(tmp_path):
     db, journal_path = str(tmp_path / "cp.db"), str(tmp_path / "journal.db")
     where = ["--checkpoints", db]
