@@ -11,7 +11,7 @@ import json
 import math
 import tempfile
 import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
@@ -286,10 +286,6 @@ def preflight(ctx: Context) -> Context:
     check_writable("workspace_root", ctx.workspace_root)
     check_writable("journal_path", ctx.journal_path, is_file=True)
     return ctx
-
-
-def context_to_dict(ctx: Context) -> dict:
-    return asdict(ctx)
 
 
 def run_context(state: dict, runtime) -> Context:

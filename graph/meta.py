@@ -16,9 +16,10 @@ from typing_extensions import Required, TypedDict
 
 from graph.context import Context
 from graph.pipeline import build_graph as build_pipeline
+from graph.routing import should_continue
 from graph.state import RunSteering, Solution
 from nodes.enhance import enhance
-from nodes.meta_loop import plan_run, record, should_continue
+from nodes.meta_loop import plan_run, record
 from nodes.report import report
 
 

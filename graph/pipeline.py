@@ -16,7 +16,7 @@ from nodes.blend import blend
 from nodes.ensemble import ensemble
 from nodes.floor import floor
 from nodes.prepare import prepare
-from nodes.search import fan_out_lanes, search
+from nodes.search import search
 from nodes.submit import submit
 
 
@@ -33,7 +33,7 @@ def build_graph(checkpointer=None):
     builder.add_edge(START, "prepare")
     builder.add_edge("prepare", "floor")
     builder.add_edge("floor", "search")
-    builder.add_conditional_edges("search", fan_out_lanes, ["lane"])
+    builder.add_conditional_edges("search", routing.fan_out_lanes, ["lane"])
     builder.add_edge("lane", "ensemble")
     builder.add_conditional_edges("ensemble", routing.after_ensemble)
     builder.add_edge("blend", "submit")

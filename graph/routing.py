@@ -1,4 +1,4 @@
-"""Named routing functions: every conditional edge of the pipeline and lane graphs.
+"""Named routing functions: every conditional edge of the meta, pipeline and lane graphs.
 
 Once the run's budget is spent (`budget_spent`), no edge leads to another model call: lanes finish with
 what they have, no further ensemble round starts (the ensemble node itself skips a first round, since the
@@ -7,13 +7,39 @@ lanes join it by a plain edge), and submit, which can still submit without a mod
 
 from __future__ import annotations
 
+import time
 from typing import Literal
 
 from langgraph.runtime import Runtime
+from langgraph.types import Send
 
 from graph.context import Context, run_context
 from nodes.llm import run_budget_problem
+from nodes.search import lane_input
 from runtime.budget import has_budget
+
+
+def should_continue(state: dict) -> Literal["enhance", "report"]:
+    """More runs while the plan, the time budget and (optionally) the improvement streak allow.
+
+    Reads only state (the rules are copied there by the first plan_run), so that extending a finished
+    thread with `update_state(..., as_node="record")` can evaluate it without a runtime context.
+    """
+    history, rules = state["history"], state.get("stop_rules", {})
+    if len(history) >= state["runs_planned"]:
+        return "report"
+    if rules.get("budget_s") and time.time() - state["started_at"] >= rules["budget_s"]:
+        return "report"
+    if rules.get("patience"):
+        champion = state.get("champion") or {}
+        if len(history) - 1 - champion.get("run_index", 0) >= rules["patience"]:
+            return "report"
+    return "enhance"
+
+
+def fan_out_lanes(state: dict, runtime: Runtime[Context]) -> list[Send]:
+    ctx = run_context(state, runtime)
+    return [Send("lane", lane_input(state, lane, ctx)) for lane in range(ctx.num_lanes)]
 
 
 def budget_spent(state: dict, ctx: Context) -> bool:

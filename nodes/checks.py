@@ -1,11 +1,11 @@
-"""Data-leakage and data-usage checks of scored validation scripts (DESIGN.md 2.8).
+"""Data-leakage and data-usage checks of scored validation scripts.
 
 A finding goes back to the coder like an error, through the debugger; when no fix gets past the check,
 the debugger keeps the working script with its findings recorded (`run_with_debugging`), so a check can
-cost a round trip but never a solution. Settings `leakage_check` and `usage_check`: off, static (the
-syntax-tree checks of `runtime.data_checks`, no model call) or model (static, then a reviewer model
-when the static check finds nothing). A reviewer answer that cannot be used counts as "no finding" and
-is logged; it never stops the run.
+cost a round trip but never a solution. Settings `leakage_check` and `usage_check` (docs/configuration.md):
+off, static (the syntax-tree checks of `runtime.data_checks`, no model call) or model (static, then a
+reviewer model when the static check finds nothing). A reviewer answer that cannot be used counts as
+"no finding" and is logged; it never stops the run.
 """
 
 from __future__ import annotations

@@ -53,6 +53,13 @@ def distinct(solutions: Iterable[dict]) -> list[dict]:
     return kept
 
 
+def goals_for(state: dict, phase: str) -> list[dict]:
+    """The meta loop's goals aimed at `phase` (refinement, ensemble, submission), most important first;
+    none in a plain pipeline run."""
+    return sorted((g for g in state.get("goals", []) if g.get("target_agent_phase") == phase),
+                  key=lambda g: g["priority"])
+
+
 def fmt_score(score: float | None) -> str:
     return "no score" if score is None else f"{score:.6g}"
 

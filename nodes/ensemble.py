@@ -5,7 +5,8 @@ from __future__ import annotations
 from langgraph.runtime import Runtime
 
 from graph.context import Context, run_context
-from nodes.common import direction, distinct, emit, fmt_score, ranked, script_rules, task_header, task_of
+from nodes.common import (direction, distinct, emit, fmt_score, goals_for, ranked, script_rules, task_header,
+                          task_of)
 from nodes.checks import validation_checks
 from nodes.debug import run_with_debugging
 from nodes.llm import NO_ANSWER, ask, run_budget_problem
@@ -21,8 +22,7 @@ def lane_solutions(state: dict) -> list[dict]:
 
 
 def ensemble_focus(state: dict) -> str:
-    goals = sorted((g for g in state.get("goals", []) if g.get("target_agent_phase") == "ensemble"),
-                   key=lambda g: g["priority"])
+    goals = goals_for(state, "ensemble")
     return f"Primary focus: {goals[0]['focus']}\n" if goals else P.DEFAULT_FOCUS + "\n"
 
 

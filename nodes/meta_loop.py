@@ -1,4 +1,4 @@
-"""The meta loop's bookkeeping: plan each run, record it, decide whether to go on, report at the end."""
+"""The meta loop's bookkeeping: plan each run, record it (whether to go on: `graph.routing.should_continue`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Literal
 
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
@@ -136,21 +135,3 @@ def record(state: dict, runtime: Runtime[Context]) -> dict:
     write_json_atomic(meta_workspace(state, ctx) / "run_history.json", history_file(history, state["enhancements"]))
     emit(node="record", event="run done", index=index, status=summary["status"], score=summary["best_score"])
     return {"history": history, "champion": champion}
-
-
-def should_continue(state: dict) -> Literal["enhance", "report"]:
-    """More runs while the plan, the time budget and (optionally) the improvement streak allow.
-
-    Reads only state (the rules are copied there by the first plan_run), so that extending a finished
-    thread with `update_state(..., as_node="record")` can evaluate it without a runtime context.
-    """
-    history, rules = state["history"], state.get("stop_rules", {})
-    if len(history) >= state["runs_planned"]:
-        return "report"
-    if rules.get("budget_s") and time.time() - state["started_at"] >= rules["budget_s"]:
-        return "report"
-    if rules.get("patience"):
-        champion = state.get("champion") or {}
-        if len(history) - 1 - champion.get("run_index", 0) >= rules["patience"]:
-            return "report"
-    return "enhance"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from langgraph.runtime import Runtime
 
 from graph.context import Context, run_context
-from nodes.common import direction, emit, fmt_score, is_better, ranked, task_header, task_of
+from nodes.common import direction, emit, fmt_score, goals_for, is_better, ranked, task_header, task_of
 from nodes.checks import validation_checks
 from nodes.debug import run_with_debugging
 from nodes.llm import NO_ANSWER, ask
@@ -25,8 +25,7 @@ PLAN_LIMIT = 600
 
 def goals_note(state: dict, phase: str) -> str:
     """Goals the meta-learning loop aimed at this phase (empty in a plain pipeline run)."""
-    goals = [g for g in state.get("goals", []) if g.get("target_agent_phase") == phase]
-    return "".join(f"Goal (priority {g['priority']}): {g['focus']}\n" for g in goals)
+    return "".join(f"Goal (priority {g['priority']}): {g['focus']}\n" for g in goals_for(state, phase))
 
 
 def step_key(state: dict) -> str:

@@ -15,7 +15,6 @@ from langgraph.types import interrupt
 
 from graph.context import Context
 
-POINTS = ("submission", "enhancer")
 ACTIONS = ("approve", "edit", "reject")
 
 

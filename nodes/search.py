@@ -13,7 +13,6 @@ import re
 from pathlib import Path
 
 from langgraph.runtime import Runtime
-from langgraph.types import Send
 
 from graph.context import Context, run_context
 from nodes.common import emit, fmt_score, task_header, task_of
@@ -22,6 +21,7 @@ from prompts.search import (APPROACHES_SCHEMA, FLOOR_NOTE, PICK_APPROACHES, PROP
                             WEB_APPROACHES_SCHEMA, WEB_QUERY, WEB_RESULT)
 from runtime.catalog import Approach, applicable, inspect_columns, is_specialist, render_example
 from runtime.parsing import AnswerError, extract_json
+from runtime.sandbox import SCORE_MARKER
 from runtime.static_check import check_script
 from runtime.task import Task
 from runtime.web_search import cached_search
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 WEB_CACHE = "web_search.json"  # in the run's workspace: a resumed run re-uses its search results
 WEB_PREFIX = "web_"            # web approaches' keys never collide with the catalog's
 TITLE_CHARS, DESCRIPTION_CHARS, CODE_CHARS = 80, 600, 30_000
-SCORE_LINE = "Final Validation Performance"
 PROBLEMS = {"binary": "binary classification", "multiclass": "multiclass classification",
             "regression": "regression", "timeseries": "time series forecasting", "text": "text classification"}
 SMALL_DATA_ROWS = 10_000
@@ -81,8 +80,8 @@ def code_problem(code: str, static: bool) -> str | None:
         ast.parse(code)
     except SyntaxError as exc:
         return f"example_code does not parse (line {exc.lineno}: {exc.msg})"
-    if SCORE_LINE not in code:
-        return f"example_code never prints '{SCORE_LINE}: <score>'"
+    if SCORE_MARKER.removesuffix(":") not in code:  # the colon may come from a separate string
+        return f"example_code never prints '{SCORE_MARKER} <score>'"
     if "input/" not in code:
         return "example_code does not read its data from ./input/"
     problems = check_script(code) if static else []
@@ -238,8 +237,3 @@ def lane_input(state: dict, lane: int, ctx: Context) -> dict:
         **{key: state[key] for key in ("overrides", "goals") if state.get(key)},
         **({"warm_start": state["warm_start"]} if lane == 0 and state.get("warm_start") else {}),
     }
-
-
-def fan_out_lanes(state: dict, runtime: Runtime[Context]) -> list[Send]:
-    ctx = run_context(state, runtime)
-    return [Send("lane", lane_input(state, lane, ctx)) for lane in range(ctx.num_lanes)]

@@ -7,7 +7,7 @@ from pathlib import Path
 from langgraph.runtime import Runtime
 
 from graph.context import Context, run_context
-from nodes.common import emit, fmt_score, task_header, task_of
+from nodes.common import emit, fmt_score, goals_for, task_header, task_of
 from nodes.debug import run_with_debugging
 from nodes.ensemble import final_candidates
 from nodes.llm import NO_ANSWER, ask, run_budget_problem, run_started_at
@@ -34,8 +34,7 @@ def submission_check(task: Task):
 
 
 def submission_goal(state: dict) -> str:
-    goals = [g for g in state.get("goals", []) if g.get("target_agent_phase") == "submission"]
-    return "".join(f"Goal: {g['focus']}\n" for g in sorted(goals, key=lambda g: g["priority"]))
+    return "".join(f"Goal: {g['focus']}\n" for g in goals_for(state, "submission"))
 
 
 def submission_rules(task: Task, ctx: Context) -> str:

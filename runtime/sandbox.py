@@ -56,7 +56,6 @@ import signal
 import site
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -66,7 +65,7 @@ from typing import Any, Literal, Mapping, get_args
 import psutil
 
 from runtime.compute import exclusive_compute
-from runtime.files import NotRegularFile, open_regular
+from runtime.files import NotRegularFile, atomic_write_text, open_regular
 from runtime.stop import raise_if_stopped, running_group
 
 log = logging.getLogger(__name__)
@@ -88,7 +87,8 @@ RUN_TAG_VAR = "MLESTAR_SANDBOX_RUN"
 _BWRAP_ETC = ("/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
               "/etc/ssl", "/etc/ca-certificates", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf",
               "/etc/fonts", "/etc/mime.types")
-_SCORE_MARKER = "Final Validation Performance:"
+#: What a script prints before its score (the last such line counts); see `parse_score`.
+SCORE_MARKER = "Final Validation Performance:"
 _SCORE_SCAN_BYTES = 4 * 1024 * 1024
 
 _ENV_ALLOW = frozenset(
@@ -168,9 +168,9 @@ def parse_score(stdout: str) -> float | None:
     """
     last = None
     for line in stdout.splitlines():
-        idx = line.find(_SCORE_MARKER)
+        idx = line.find(SCORE_MARKER)
         if idx != -1:
-            last = line[idx + len(_SCORE_MARKER):]
+            last = line[idx + len(SCORE_MARKER):]
     if last is None:
         return None
     tokens = last.split()
@@ -209,18 +209,6 @@ def scrubbed_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- file helpers
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with _suppress_os_error():
-            os.unlink(tmp)
-        raise
 
 
 def _link_input(attempt: Path, input_dir: Path) -> None:
@@ -600,7 +588,7 @@ def run_script(
     _validate(script_name, timeout_s, memory_mb, input_path)
     attempt = Path(attempt_dir).resolve()
     attempt.mkdir(parents=True, exist_ok=True)
-    _atomic_write(attempt / script_name, code)
+    atomic_write_text(attempt / script_name, code)
     _link_input(attempt, input_path)
 
     limits = Limits(timeout_s=timeout_s, memory_mb=memory_mb, max_processes=max_processes, max_file_mb=max_file_mb,
@@ -623,5 +611,5 @@ def run_script(
         isolation=backend,
         peak_memory_mb=round(peak / 2**20, 1),
     )
-    _atomic_write(attempt / "result.json", json.dumps(result.to_dict(), indent=2))
+    atomic_write_text(attempt / "result.json", json.dumps(result.to_dict(), indent=2))
     return result

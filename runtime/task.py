@@ -26,6 +26,7 @@ import pandas as pd
 from prompts.task import METRIC_QUESTION
 from runtime import metrics
 from runtime.files import SAFE_NAME, open_regular
+from runtime.parsing import AnswerError, extract_json
 
 DESCRIPTION_FILES = ("description.md", "task_description.txt", "description.txt")
 SAMPLE_SUBMISSION_FILES = ("sample_submission.csv", "sampleSubmission.csv", "sample_submission.CSV")
@@ -431,7 +432,10 @@ def _ask_metric(description: str, target_columns: tuple, ask_model: Callable[[st
         answer = ask_model(prompt)
     except Exception as e:  # the model backend's own errors: report them with the way out
         raise TaskError(f"Asking the model for the metric failed ({e}): " + _TASK_JSON_FIX.format(known=_known_metrics())) from e
-    parsed = parse_json_object(str(answer))
+    try:
+        parsed = extract_json(str(answer))
+    except AnswerError:
+        parsed = None
     name = metrics.resolve_metric_name(parsed.get("metric", "")) if parsed else None
     if name is None:
         raise TaskError(
@@ -440,19 +444,6 @@ def _ask_metric(description: str, target_columns: tuple, ask_model: Callable[[st
         )
     # The direction is a property of the metric; the model's lower_is_better is not trusted over it.
     return name, metrics.METRICS[name].lower_is_better
-
-
-def parse_json_object(text: str) -> dict | None:
-    """The first JSON object in ``text`` (code fences and surrounding prose are ignored), else None."""
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"\{", text):
-        try:
-            value, _ = decoder.raw_decode(text, match.start())
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, dict):
-            return value
-    return None
 
 
 def _classes(meta: dict, target: pd.Series, target_columns: tuple, classification: bool) -> tuple[str, ...] | None:

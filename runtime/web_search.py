@@ -42,10 +42,6 @@ URL_KEYS = ("url", "link", "href", "source")
 SNIPPET_KEYS = ("content", "snippet", "body", "text", "description", "page_content")
 
 
-class SearchUnavailable(RuntimeError):
-    """The configured search tool cannot be built or did not answer."""
-
-
 # --------------------------------------------------------------------------- the spec
 
 

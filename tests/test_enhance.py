@@ -98,7 +98,7 @@ def test_digest_is_compact():
 
 
 def test_stop_rules():
-    from nodes.meta_loop import should_continue
+    from graph.routing import should_continue
 
     base = {"runs_planned": 5, "started_at": 0.0, "champion": {"run_index": 0},
             "history": [{"run_index": 0}, {"run_index": 1}]}

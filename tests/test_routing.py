@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from graph import routing
 from graph.context import Context
 from nodes.common import is_better, not_worse, ranked
-from nodes.search import fan_out_lanes, keep_specialists, lane_approaches
+from nodes.search import keep_specialists, lane_approaches
 
 
 def rt(**settings):
@@ -72,7 +72,7 @@ def test_only_lane_0_warm_starts_from_the_champion():
     state = {"run_id": "r", "task": {}, "workspace": "w", "input_dir": "i", "data_summary": "",
              "approaches": [{"key": k} for k in "abc"], "goals": [{"focus": "g"}],
              "warm_start": {"code": "print(1)"}}
-    sends = fan_out_lanes(state, rt(num_lanes=3))
+    sends = routing.fan_out_lanes(state, rt(num_lanes=3))
     assert [s.arg["lane"] for s in sends] == [0, 1, 2]
     assert [s.arg.get("warm_start") for s in sends] == [{"code": "print(1)"}, None, None]
     assert all(s.arg["goals"] == [{"focus": "g"}] for s in sends)

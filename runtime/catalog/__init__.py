@@ -40,10 +40,10 @@ from typing import Any
 import pandas as pd
 
 from runtime import metrics
+from runtime.task import KINDS, date_columns, text_columns
 
 CATALOG_DIR = Path(__file__).resolve().parent
 CATALOG_FILE = CATALOG_DIR / "catalog.json"
-KINDS = ("binary", "multiclass", "regression", "timeseries", "text", "multitarget")
 #: Approaches built for one special kind: they come before the general ones when the task has it.
 SPECIAL_KINDS = ("text", "timeseries")
 
@@ -315,8 +315,6 @@ def inspect_columns(task: Any) -> dict[str, Any]:
 
 @lru_cache(maxsize=32)
 def _inspect(path: str, mtime: float, targets: tuple[str, ...], id_column: str) -> dict[str, Any]:
-    from runtime.task import date_columns, text_columns
-
     head = pd.read_csv(path, nrows=_INSPECT_ROWS, low_memory=False)
     features = head.drop(columns=[c for c in (*targets, id_column) if c in head.columns])
     dates = date_columns(features)
