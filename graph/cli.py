@@ -20,7 +20,7 @@ from rich.table import Column, Table
 
 from graph.checkpoint import CheckpointError, checkpoints_path
 from graph.client import ClientError, MleStar, RunResult, model_settings, new_run_id
-from graph.context import ConfigError, Context, load_config_file
+from graph.context import SETTING_GROUPS, ConfigError, Context, load_config_file
 from graph.progress import Progress
 from nodes.report_tables import USAGE_GROUPS, USAGE_HEADERS, usage_cells, usage_total
 from runtime.journal import open_journal
@@ -38,6 +38,9 @@ USER_ERRORS = (ClientError, ConfigError, TaskError, IsolationUnavailable)
 CheckpointsOpt = Annotated[Optional[Path], typer.Option(
     help="SQLite checkpoint database (default: $MLESTAR_CHECKPOINTS or checkpoints/checkpoints.db).")]
 JournalOpt = Annotated[Path, typer.Option("--journal", help="SQLite journal database.")]
+#: The settings --set takes, by group (docs/configuration.md has each one's meaning, default and bounds).
+SETTINGS_EPILOG = "Settings for --set KEY=VALUE, by group (docs/configuration.md):\n\n" + "\n\n".join(
+    f"{group}: {', '.join(names)}" for group, names in SETTING_GROUPS.items())
 
 
 def fail(message: str) -> None:
@@ -152,14 +155,14 @@ def fmt(score) -> str:
     return "-" if score is None else f"{score:.6g}"
 
 
-@app.command()
+@app.command(epilog=SETTINGS_EPILOG)
 def run(
     task_dir: Annotated[Path, typer.Argument(help="Task folder (description, data files, sample submission).")],
     run_id: Annotated[Optional[str], typer.Option(help="Name of the run (default: task-date-time).")] = None,
     model: Annotated[list[str], typer.Option(help="SPEC for every role, or ROLE=SPEC; SPEC is local, "
                                                   "local:/path.gguf, openai:MODEL, scripted:module:fn.")] = [],
     config: Annotated[Optional[Path], typer.Option(help="TOML or JSON file of settings.")] = None,
-    set_: Annotated[list[str], typer.Option("--set", help="Setting KEY=VALUE (see docs: Context).")] = [],
+    set_: Annotated[list[str], typer.Option("--set", help="Setting KEY=VALUE (the settings are listed below).")] = [],
     runs: Annotated[Optional[int], typer.Option(help="Pipeline runs of the meta-learning loop (num_runs).")] = None,
     checkpoints: CheckpointsOpt = None,
 ) -> None:
@@ -178,7 +181,7 @@ def run(
           lambda agent: agent.run(task_dir, run_id=run_id, runs=runs, config=config, **settings))
 
 
-@app.command()
+@app.command(epilog=SETTINGS_EPILOG)
 def resume(
     run_id: Annotated[str, typer.Argument(help="The run to finish.")],
     checkpoints: CheckpointsOpt = None,

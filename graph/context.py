@@ -18,7 +18,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 from runtime.models import ROLES, HfQuantization, StructuredOutput, check_model_spec, parse_model_spec
 from runtime.rate_limit import parse_rate_limits
 from runtime.budget import UNBUDGETED_ROLES, parse_prices, unpriced_models
-from runtime.sandbox import Isolation
+from runtime.sandbox import Isolation, Limits
 from runtime.web_search import check_search_spec, parse_search_spec
 
 CheckMode = Literal["off", "static", "model"]
@@ -53,10 +53,11 @@ class Context:
                               "without a working bubblewrap no script runs and the error says how to install it) "
                               "or 'subprocess' (chosen knowingly: time/memory/process limits only, scripts share "
                               "your files, network and secrets).")
-    script_max_processes: int = _f(64, "Processes one generated script may run at once (fork bombs are killed).",
-                                   4, 4096)
-    script_max_file_mb: int = _f(2048, "Largest single file a generated script may write, in MiB.", 1, 1_000_000)
-    script_max_disk_mb: int = _f(4096, "Disk quota of one generated script: the files in its folder, together, in "
+    script_max_processes: int = _f(Limits.max_processes, "Processes one generated script may run at once (fork "
+                                   "bombs are killed).", 4, 4096)
+    script_max_file_mb: int = _f(Limits.max_file_mb, "Largest single file a generated script may write, in MiB.",
+                                 1, 1_000_000)
+    script_max_disk_mb: int = _f(Limits.max_disk_mb, "Disk quota of one generated script: the files in its folder, together, in "
                                  "MiB (the script is killed past it).", 16, 1_000_000)
     static_checks: bool = _f(True, "Refuse, before running, generated scripts that use the network, shells or "
                              "subprocesses, install packages, read hidden answers or touch files outside their "
@@ -139,6 +140,24 @@ class ConfigError(ValueError):
 
 def field_bounds() -> dict[str, tuple[float | None, float | None]]:
     return {f.name: (f.metadata.get("ge"), f.metadata.get("le")) for f in fields(Context)}
+
+
+#: The settings by what they are about, in the order the docs and `--help` show them.
+SETTING_GROUPS: dict[str, tuple[str, ...]] = {
+    "Models": ("coder_model", "planner_model", "reviewer_model", "enhancer_model", "temperature", "max_tokens",
+               "structured_output", "model_timeout_s", "model_retries", "rate_limits", "hf_quantization"),
+    "Search shape": ("num_lanes", "num_candidates", "refine_steps", "inner_steps", "ensemble_rounds",
+                     "debug_rounds", "max_reasks", "floor_approaches", "blend_members", "catalog_fallback",
+                     "full_data_submission", "max_train_rows"),
+    "Web search": ("web_search", "web_search_results", "web_search_approaches"),
+    "Scripts and their sandbox": ("isolation", "script_timeout_s", "script_memory_mb", "script_max_processes",
+                                  "script_max_file_mb", "script_max_disk_mb", "static_checks", "leakage_check",
+                                  "usage_check"),
+    "Budgets": ("run_time_budget_s", "max_model_calls", "max_total_tokens", "max_cost_usd", "model_prices"),
+    "Meta-learning loop": ("num_runs", "computational_budget_s", "early_stop_patience", "allow_config_override",
+                           "warm_start", "human_review"),
+    "Files": ("workspace_root", "journal_path"),
+}
 
 
 def choice_fields() -> dict[str, tuple[str, ...]]:

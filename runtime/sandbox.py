@@ -573,8 +573,8 @@ def run_script(
     script_name: str = "solution.py",
     python: str | None = None,
     isolation: str = "auto",
-    max_processes: int = 64,
-    max_file_mb: int = 2048,
+    max_processes: int = Limits.max_processes,
+    max_file_mb: int = Limits.max_file_mb,
     max_disk_mb: int = Limits.max_disk_mb,
 ) -> ExecutionResult:
     """Write ``code`` into ``attempt_dir`` and run it isolated, under time/memory/process/file limits.

@@ -48,3 +48,23 @@ def test_readme_documents_every_setting():
     readme = (ROOT / "README.md").read_text()
     missing = [f.name for f in fields(Context) if f"`{f.name}`" not in readme]
     assert missing == []
+
+
+def test_every_setting_is_in_exactly_one_group_and_the_help_lists_them():
+    from typer.testing import CliRunner
+
+    from graph.cli import app
+    from graph.context import SETTING_GROUPS
+
+    grouped = [name for names in SETTING_GROUPS.values() for name in names]
+    assert sorted(grouped) == sorted(f.name for f in fields(Context))  # each once, none left out
+    shown = " ".join(CliRunner().invoke(app, ["run", "--help"], terminal_width=200).output.split())
+    for group, names in SETTING_GROUPS.items():
+        assert f"{group}: {', '.join(names)}" in shown
+
+
+def test_sandbox_limits_have_one_default():
+    from runtime.sandbox import Limits
+    ctx = Context()
+    assert (ctx.script_max_processes, ctx.script_max_file_mb, ctx.script_max_disk_mb) == (
+        Limits.max_processes, Limits.max_file_mb, Limits.max_disk_mb)
