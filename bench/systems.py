@@ -21,8 +21,8 @@ from bench import aide
 from bench.suite import SuiteTask
 from bench.usage_proxy import UsageProxy
 from graph.context import Context
-from runtime.journal import Journal
 from runtime import board
+from runtime.journal import Journal
 from runtime.models import openai_endpoint, parse_model_spec
 from runtime.sandbox import scrubbed_env
 

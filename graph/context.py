@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
+from runtime.budget import UNBUDGETED_ROLES, parse_prices, unpriced_models
 from runtime.models import ROLES, HfQuantization, StructuredOutput, check_model_spec, parse_model_spec
 from runtime.rate_limit import parse_rate_limits
-from runtime.budget import UNBUDGETED_ROLES, parse_prices, unpriced_models
 from runtime.sandbox import Isolation, Limits
 from runtime.web_search import check_search_spec, parse_search_spec
 

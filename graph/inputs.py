@@ -11,7 +11,6 @@ from graph.context import ConfigError, Context, build_context
 from runtime.files import SAFE_NAME
 
 
-
 def check_run_id(run_id: str) -> None:
     """A run id names folders: letters, digits, '_', '-' and '.', not starting with '.'."""
     if not isinstance(run_id, str) or not SAFE_NAME.fullmatch(run_id):

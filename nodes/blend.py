@@ -30,6 +30,7 @@ from runtime.files import atomic_write_text
 from runtime.predictions import ROW, VAL_FILE, PredictionError, Predictions, read_predictions
 from runtime.task import Task, read_csv, validate_submission
 
+
 def members_of(state: dict, limit: int) -> list[dict]:
     """Scored solutions with distinct code, best first: the floor's, the lanes' and the ensemble rounds'."""
     task = task_of(state)

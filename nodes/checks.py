@@ -17,8 +17,15 @@ from typing import Callable
 from graph.context import Context
 from nodes.common import emit, task_header, task_of
 from nodes.llm import NO_ANSWER, ask
-from prompts.checks import (LEAKAGE_PROBLEM, LEAKAGE_REVIEW, LEAKAGE_SCHEMA, UNUSED_FILE, USAGE_PROBLEM,
-                            USAGE_REVIEW, USAGE_SCHEMA)
+from prompts.checks import (
+    LEAKAGE_PROBLEM,
+    LEAKAGE_REVIEW,
+    LEAKAGE_SCHEMA,
+    UNUSED_FILE,
+    USAGE_PROBLEM,
+    USAGE_REVIEW,
+    USAGE_SCHEMA,
+)
 from runtime.data_checks import leakage_findings, unused_files
 from runtime.parsing import AnswerError, extract_json
 from runtime.sandbox import ExecutionResult

@@ -12,7 +12,7 @@ from dataclasses import asdict
 
 from langgraph.runtime import Runtime
 
-from graph.context import ENHANCER_KNOBS, Context, ConfigError, coerce_value
+from graph.context import ENHANCER_KNOBS, ConfigError, Context, coerce_value
 from nodes.common import emit, fmt_score
 from nodes.llm import NO_ANSWER, ask
 from nodes.review import ask_person, wants_review

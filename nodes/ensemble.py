@@ -5,9 +5,8 @@ from __future__ import annotations
 from langgraph.runtime import Runtime
 
 from graph.context import Context, run_context
-from nodes.common import (direction, distinct, emit, fmt_score, goals_for, ranked, script_rules, task_header,
-                          task_of)
 from nodes.checks import validation_checks
+from nodes.common import direction, distinct, emit, fmt_score, goals_for, ranked, script_rules, task_header, task_of
 from nodes.debug import run_with_debugging
 from nodes.llm import NO_ANSWER, ask, run_budget_problem
 from nodes.refine import goals_note

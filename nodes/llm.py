@@ -12,9 +12,9 @@ from langchain_core.runnables import Runnable
 
 from graph.context import Context
 from prompts.common import REASK, SYSTEM
+from runtime import keys
 from runtime.budget import UNBUDGETED_ROLES, BudgetExhausted, budget_problem, call_cost, has_budget, parse_prices
 from runtime.compute import exclusive_compute
-from runtime import keys
 from runtime.journal import open_journal, sha256_text
 from runtime.models import is_local_compute, json_mode, make_chat_model, parse_model_spec, provider_failure
 from runtime.parsing import AnswerError

@@ -14,8 +14,7 @@ from pathlib import Path
 from langgraph.runtime import Runtime
 
 from graph.context import Context
-from nodes import report_data as data
-from nodes import report_figures as figures
+from nodes import report_data as data, report_figures as figures
 from nodes.common import emit, fmt_score
 from nodes.meta_loop import meta_workspace
 from nodes.report_html import render_html

@@ -135,8 +135,8 @@ def ablation_effects(state: dict, executions: list[dict]) -> list[dict]:
         if original is None or not variants:
             continue
         run, (lane, step) = runs[row["run_id"]], study
-        summary = next((a["summary"] for l in run.get("lanes", []) if l["lane"] == lane
-                        for a in l.get("ablations", []) if a["step"] == step), "")
+        summary = next((a["summary"] for ln in run.get("lanes", []) if ln["lane"] == lane
+                        for a in ln.get("ablations", []) if a["step"] == step), "")
         studies[(run["run_index"], lane, step)] = {
             "run": run["run_index"], "lane": lane, "step": step, "original": original, "summary": summary,
             "variants": [{"name": name, "score": score, "effect": score - original} for name, score in variants]}

@@ -11,8 +11,17 @@ import base64
 from html import escape
 
 from nodes.common import fmt_score, is_better
-from nodes.report_tables import (TIME_HEADERS, TIMELINE_NOTE, USAGE_GROUPS, USAGE_HEADERS, time_cells,
-                                  time_summary, time_total, usage_cells, usage_total)
+from nodes.report_tables import (
+    TIME_HEADERS,
+    TIMELINE_NOTE,
+    USAGE_GROUPS,
+    USAGE_HEADERS,
+    time_cells,
+    time_summary,
+    time_total,
+    usage_cells,
+    usage_total,
+)
 
 SECTIONS = (("summary", "Summary"), ("runs", "Score per run"), ("attempts", "Every attempt over time"),
             ("timeline", "Where the time went"), ("ablations", "Ablation effects per refinement step"),

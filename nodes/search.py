@@ -17,8 +17,15 @@ from langgraph.runtime import Runtime
 from graph.context import Context, run_context
 from nodes.common import emit, fmt_score, task_header, task_of
 from nodes.llm import NO_ANSWER, ask
-from prompts.search import (APPROACHES_SCHEMA, FLOOR_NOTE, PICK_APPROACHES, PROPOSE_APPROACHES,
-                            WEB_APPROACHES_SCHEMA, WEB_QUERY, WEB_RESULT)
+from prompts.search import (
+    APPROACHES_SCHEMA,
+    FLOOR_NOTE,
+    PICK_APPROACHES,
+    PROPOSE_APPROACHES,
+    WEB_APPROACHES_SCHEMA,
+    WEB_QUERY,
+    WEB_RESULT,
+)
 from runtime.catalog import Approach, applicable, inspect_columns, is_specialist, render_example
 from runtime.parsing import AnswerError, extract_json
 from runtime.sandbox import SCORE_MARKER

@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-
 PER_MILLION = 1_000_000
 # USD per 1M input / output tokens (standard tier) as published on https://openai.com/api/pricing in 2025.
 # Prices change: the `model_prices` setting overrides or extends this table.

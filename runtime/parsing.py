@@ -433,7 +433,7 @@ def _tolerant_match(code: str, block: str) -> _Match | None:
     n = len(wanted)
     for normalise in (_norm_relative, _norm_first_unindented):
         target = normalise(wanted)
-        hits = [i for i in range(len(lines) - n + 1) if normalise([l[2] for l in lines[i : i + n]]) == target]
+        hits = [i for i in range(len(lines) - n + 1) if normalise([line[2] for line in lines[i : i + n]]) == target]
         if len(hits) > 1:
             raise AnswerError(
                 f"the block matches {len(hits)} places in the script, so the edit is ambiguous. "
@@ -441,7 +441,7 @@ def _tolerant_match(code: str, block: str) -> _Match | None:
             )
         if hits:
             first = hits[0]
-            region = [l[2] for l in lines[first : first + n]]
+            region = [line[2] for line in lines[first : first + n]]
             return _Match(lines[first][0], lines[first + n - 1][1], _fitters_for(normalise, region))
     return None
 

@@ -15,13 +15,11 @@ from graph import routing
 from graph.context import ConfigError, build_context
 from nodes.debug import execute, script_time_limit
 from nodes.llm import ask
-from runtime.budget import (BudgetExhausted, RunUsage, budget_problem, call_cost, parse_prices, price_of,
-                            unpriced_models)
+from runtime.budget import BudgetExhausted, RunUsage, budget_problem, call_cost, parse_prices, price_of, unpriced_models
 from runtime.journal import Journal, open_journal, sha256_text
 from runtime.parsing import AnswerError
 from runtime.task import grade_submission, load_task
-from tests.conftest import EXAMPLES, ROOT, SCRIPTED, scripted_context
-from tests.conftest import run_pipeline
+from tests.conftest import EXAMPLES, ROOT, SCRIPTED, run_pipeline, scripted_context
 
 
 def limits(calls=0, tokens=0, cost=0.0, seconds=0) -> SimpleNamespace:

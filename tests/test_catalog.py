@@ -13,8 +13,8 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import re
+import shutil
 from pathlib import Path
 
 import lightgbm

@@ -17,8 +17,22 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench.chaos import (SETTINGS, Paths, chaos_benchmark, execution_rows, kill_group, launch, outcome, resume_command,
-                         run_command, status_command, stray_processes, summary_line, tail, wait_finished)
+from bench.chaos import (
+    SETTINGS,
+    Paths,
+    chaos_benchmark,
+    execution_rows,
+    kill_group,
+    launch,
+    outcome,
+    resume_command,
+    run_command,
+    status_command,
+    stray_processes,
+    summary_line,
+    tail,
+    wait_finished,
+)
 from graph.checkpoint import thread_id_for
 from runtime.files import atomic_copy, atomic_write_text
 from runtime.orphans import orphaned_scripts, reap_orphans

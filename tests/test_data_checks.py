@@ -14,8 +14,7 @@ from runtime.catalog import applicable, render_example
 from runtime.data_checks import leakage_findings, unused_files
 from runtime.task import load_task
 from tests import malformed_model as M
-from tests.conftest import EXAMPLES
-from tests.conftest import calls, malformed_context, prepared, with_lane
+from tests.conftest import EXAMPLES, calls, malformed_context, prepared, with_lane
 
 SPLIT = "tr, va = split(train)"
 LEAK = 'scale = StandardScaler().fit(train.select_dtypes("number"))  # malformed: leakage\n'

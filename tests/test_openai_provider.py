@@ -13,7 +13,7 @@ from nodes.llm import ask
 from runtime.budget import BudgetExhausted
 from runtime.journal import open_journal
 from runtime.models import make_chat_model
-from runtime.rate_limit import ModelUnavailable, QuotaExhausted, parse_rate_limits, RequestLimit, limit_for
+from runtime.rate_limit import ModelUnavailable, QuotaExhausted, RequestLimit, limit_for, parse_rate_limits
 from runtime.task import grade_submission, load_task
 from tests.conftest import EXAMPLES, scripted_context
 from tests.fake_openai_server import FakeOpenAIServer

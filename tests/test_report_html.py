@@ -20,8 +20,7 @@ from graph.checkpoint import open_checkpointer, thread_id_for
 from graph.context import Context
 from graph.meta import build_meta_graph
 from nodes import report_data
-from nodes.report import report as report_node
-from nodes.report import write_report
+from nodes.report import report as report_node, write_report
 from nodes.report_html import SECTIONS
 from runtime.journal import open_journal
 

@@ -14,8 +14,7 @@ import pytest
 
 from graph.context import Context
 from nodes import report_data
-from nodes.report import model_calls
-from nodes.report import report as report_node
+from nodes.report import model_calls, report as report_node
 from nodes.report_figures import timeline_figure
 from nodes.report_tables import time_summary
 from runtime import keys

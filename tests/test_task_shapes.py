@@ -21,8 +21,6 @@ from runtime.task import TaskError, data_summary, grade_submission, load_task, v
 from tests.conftest import run_pipeline
 from tests.shaped_tasks import multi_target_task, ranked_task
 
-
-
 # --------------------------------------------------------------------------- metrics by hand
 
 

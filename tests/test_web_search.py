@@ -18,14 +18,13 @@ import pytest
 import nodes.search as search_node
 from graph.context import ConfigError, build_context, preflight
 from graph.routing import fan_out_lanes
-from nodes.prepare import prepare
 from nodes.common import task_of
+from nodes.prepare import prepare
 from nodes.search import search, web_approaches
 from runtime.catalog import applicable, load_catalog
 from runtime.journal import open_journal
 from runtime.web_search import cached_search, normalise_results, parse_search_spec
-from tests import fake_search_tool as fake
-from tests import malformed_model as M
+from tests import fake_search_tool as fake, malformed_model as M
 from tests.conftest import EXAMPLES, scripted_context
 
 PLANNER = "scripted:tests.malformed_model:respond"

@@ -4,7 +4,7 @@ import warnings
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn import metrics
+from sklearn import metrics  # noqa: F401  (the score functions of other metrics use it)
 from sklearn.model_selection import train_test_split
 
 warnings.simplefilter("ignore", FutureWarning)  # LightGBM >= 4.7 prefers eval_X/eval_y over eval_set
