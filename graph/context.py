@@ -38,7 +38,8 @@ class Context:
                           "'openai:MODEL', 'openai:MODEL@http://host:port/v1', 'hf:owner/name' or "
                           "'hf:/path/to/folder', or 'scripted:module:function'.")
     planner_model: str = _f("local", "Model that picks approaches, code blocks and refinement/ensemble plans.")
-    reviewer_model: str = _f("local", "Model that summarises ablation results.")
+    reviewer_model: str = _f("local", "Model of the model-based script checks (leakage_check or usage_check "
+                             "set to 'model').")
     enhancer_model: str = _f("local", "Model of the meta-learning Enhancer (used by the outer loop).")
     num_lanes: int = _f(2, "L: independent solution lanes refined in parallel, then ensembled.", 1, 8)
     num_candidates: int = _f(1, "M: model approaches retrieved and evaluated per lane (more than 1 enables merging).", 1, 8)

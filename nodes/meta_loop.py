@@ -80,7 +80,8 @@ def plan_run(state: dict, runtime: Runtime[Context]) -> dict:
 def compact_lanes(lane_results: list[dict]) -> list[dict]:
     return [{"lane": r["lane"], "score": (r.get("solution") or {}).get("score"),
              "candidates": r.get("candidates", []), "merges": r.get("merges", []), "history": r.get("history", []),
-             "ablations": [{"step": a["step"], "summary": a["summary"][:400]} for a in r.get("ablations", [])]}
+             "ablations": [{"step": a["step"], "summary": a["summary"][:400], "original": a.get("original"),
+                            "variants": a.get("variants", [])} for a in r.get("ablations", [])]}
             for r in sorted(lane_results or [], key=lambda r: r["lane"])]
 
 

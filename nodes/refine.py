@@ -12,14 +12,13 @@ from langgraph.runtime import Runtime
 from graph.context import Context, run_context
 from nodes.checks import validation_checks
 from nodes.common import direction, emit, fmt_score, goals_for, is_better, ranked, task_header, task_of
-from nodes.debug import run_with_debugging
+from nodes.debug import execute, run_with_debugging
 from nodes.llm import NO_ANSWER, ask
 from prompts import refine as P
 from runtime import keys
 from runtime.budget import BudgetExhausted
-from runtime.parsing import AnswerError, extract_code, extract_json, locate_block, replace_block
+from runtime.parsing import AnswerError, extract_code, extract_json, locate_block, replace_block, variants_parser
 
-OUTPUT_LIMIT = 1500
 PLAN_LIMIT = 600
 
 
@@ -33,32 +32,59 @@ def step_key(state: dict) -> str:
 
 
 def ablate(state: dict, runtime: Runtime[Context]) -> dict:
+    """The ablation study: the coder proposes 2-3 variants of the solution as edits (a short answer), the agent
+    runs each and compares its score with the solution's; the findings are written from those scores."""
     ctx = run_context(state, runtime)
-    task = task_of(state)
+    task, solution = task_of(state), state["solution"]
     previous = "\n".join(f"- step {a['step']}: {a['summary']}" for a in state["ablations"])
-    prompt = P.ABLATION_SCRIPT.format(
-        task_header=task_header(task, state["data_summary"]), code=state["solution"]["code"],
+    prompt = P.ABLATION_VARIANTS.format(
+        task_header=task_header(task, state["data_summary"]), code=solution["code"],
         previous_ablations=P.PREVIOUS_ABLATIONS.format(summaries=previous) if previous else "",
         metric=task.metric)
     key = f"{step_key(state)}/ablation"
-    summary = "The ablation study failed, so there are no findings; judge from the code."
+    study = {"step": state["step"], "original": solution["score"], "variants": []}
     try:
-        code = ask(ctx, run_id=state["run_id"], node="ablate", role="coder", call_key=key, prompt=prompt,
-                   parse=extract_code)
-        study, result = run_with_debugging(ctx, state, code=code, exec_key=key, node="ablate", scored=False,
-                                          origin=prompt)
-        if study is not None:
-            summary = ask(ctx, run_id=state["run_id"], node="ablate", role="reviewer", call_key=f"{key}/summary",
-                          prompt=P.ABLATION_SUMMARY.format(metric=task.metric, direction=direction(task),
-                                                           output=result.stdout_tail[-OUTPUT_LIMIT:]),
-                          parse=lambda text: text.strip() or _empty())
+        proposed = ask(ctx, run_id=state["run_id"], node="ablate", role="coder", call_key=key, prompt=prompt,
+                       parse=variants_parser(solution["code"]))
+        for i, (name, code) in enumerate(proposed):
+            result = execute(ctx, state, code=code, exec_key=f"{key}/v{i}")
+            study["variants"].append({"name": name, "score": result.score})
+            emit(lane=state["lane"], node="ablate", event="script", key=f"{key}/v{i}", status=result.status,
+                 score=result.score, problem=result.score is None)
+        summary = findings(study, task)
     except AnswerError:
-        pass
+        summary = "The ablation study failed, so there are no findings; judge from the code."
     except BudgetExhausted as exc:
         summary = f"No ablation study: {exc}; judge from the code."
     emit(lane=state["lane"], node="ablate", event="ablation", step=state["step"], summary=summary[:200])
-    return {"ablations": [*state["ablations"], {"step": state["step"], "summary": summary}],
-            "target": {}, "attempts": []}
+    return {"ablations": [*state["ablations"], {**study, "summary": summary}], "target": {}, "attempts": []}
+
+
+def findings(study: dict, task) -> str:
+    """What the variants' scores say, in words: each variant's score and effect, the part that matters most
+    (its change hurt most) and any change that helped."""
+    scored = [v for v in study["variants"] if v["score"] is not None]
+    if not scored or study["original"] is None:
+        return P.NO_FINDINGS
+    original, lower = study["original"], task.lower_is_better
+
+    def effect(v: dict) -> str:
+        if v["score"] is None:
+            return "it failed to run"
+        change = v["score"] - original
+        if change == 0:
+            return f"{fmt_score(v['score'])} (no change)"
+        better = (change < 0) == lower
+        return f"{fmt_score(v['score'])} ({'better' if better else 'worse'} by {fmt_score(abs(change))})"
+
+    worst = max(scored, key=lambda v: (v["score"] - original) * (1 if lower else -1))
+    best = min(scored, key=lambda v: (v["score"] - original) * (1 if lower else -1))
+    verdict = P.MOST_IMPORTANT.format(name=worst["name"]) if not is_better(worst["score"], original, lower) else ""
+    if is_better(best["score"], original, lower):
+        verdict += P.PROMISING.format(name=best["name"])
+    variants = "".join(P.ABLATION_VARIANT.format(name=v["name"], result=effect(v)) for v in study["variants"])
+    return P.ABLATION_FINDINGS.format(metric=task.metric, original=fmt_score(original), variants=variants,
+                                      verdict=verdict).strip()
 
 
 def _empty() -> str:

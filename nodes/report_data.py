@@ -122,10 +122,21 @@ def parse_ablation(stdout: str | None) -> tuple[float | None, list[tuple[str, fl
 
 def ablation_effects(state: dict, executions: list[dict]) -> list[dict]:
     """Per refinement step with a finished study: run, lane, step, original, variants (name, score, effect =
-    variant score - original) and the reviewer's summary. Effects are raw differences: read them with the
-    metric's direction."""
+    variant score - original) and the findings. Effects are raw differences: read them with the metric's
+    direction. The studies are read from the state, where the ablate node recorded the scores it measured;
+    runs recorded before that (one model-written ablation script per study) are read from the script's output."""
     runs = {run["run_id"]: run for run in state.get("history", [])}
     studies: dict[tuple, dict] = {}
+    for run in runs.values():
+        for lane in run.get("lanes", []):
+            for study in lane.get("ablations", []):
+                scored = [v for v in study.get("variants") or [] if v.get("score") is not None]
+                if study.get("original") is None or not scored:
+                    continue
+                studies[(run["run_index"], lane["lane"], study["step"])] = {
+                    "run": run["run_index"], "lane": lane["lane"], "step": study["step"],
+                    "original": study["original"], "summary": study["summary"],
+                    "variants": [{**v, "effect": v["score"] - study["original"]} for v in scored]}
     for row in executions:
         study = keys.ablation_step(attempt_key(row["exec_key"]))
         if not study or row["run_id"] not in runs or row.get("status") != "ok":
@@ -135,6 +146,8 @@ def ablation_effects(state: dict, executions: list[dict]) -> list[dict]:
         if original is None or not variants:
             continue
         run, (lane, step) = runs[row["run_id"]], study
+        if (run["run_index"], lane, step) in studies:
+            continue
         summary = next((a["summary"] for ln in run.get("lanes", []) if ln["lane"] == lane
                         for a in ln.get("ablations", []) if a["step"] == step), "")
         studies[(run["run_index"], lane, step)] = {

@@ -1,8 +1,8 @@
-"""Refine: ablation study, its summary, choosing a code block, rewriting it, planning the next rewrite."""
+"""Refine: ablation study, choosing a code block, rewriting it, planning the next rewrite."""
 
 #: Prompts that show the current solution start with the task header and then the script, in the same words,
 #: so that the model server reads that shared prefix once (its prompt cache) across ablation, extract and rewrite.
-ABLATION_SCRIPT = """{task_header}
+ABLATION_VARIANTS = """{task_header}
 
 Script:
 ```python
@@ -11,18 +11,24 @@ Script:
 
 ## Job: ablation study
 {previous_ablations}
-Write a script that measures how much 2-3 parts of the script above matter (for example: a preprocessing
-step, a feature, a model setting). Run the original and each variant with one part removed or changed,
-and print one line per variant: `<variant name>: <validation {metric}>`. Keep each run fast.
-As the last line print the original's score as: print(f"Final Validation Performance: {{score}}")
-Answer with ONE complete Python script in a single ```python code block."""
+Find out which parts of the script above matter: propose 2-3 variants of it, each removing or changing ONE
+part (for example a preprocessing step, a feature, a model setting). We run each variant and compare its
+validation {metric} with the script's. Answer with each variant as a line `### Variant: <short name>`
+followed by its edits of the script, each edit in this form (copy the SEARCH lines exactly from the script):
+```
+<<<<<<< SEARCH
+lines of the script to change
+=======
+their replacement
+>>>>>>> REPLACE
+```"""
 
-ABLATION_SUMMARY = """## Job: summarise an ablation study
-Metric: {metric} ({direction}).
-Ablation script output:
-{output}
-
-In 2-4 sentences: which part of the solution matters most, and which change looks most promising?"""
+#: The findings of an ablation study, written by the agent from the scores it measured (no model call).
+ABLATION_FINDINGS = "Validation {metric} of the script as it is: {original}. {variants}{verdict}"
+ABLATION_VARIANT = "With '{name}': {result}. "
+MOST_IMPORTANT = "The part that matters most is the one changed in '{name}' (its change hurt most). "
+PROMISING = "'{name}' improved the score: a promising change. "
+NO_FINDINGS = "No variant ran, so there are no findings; judge from the code."
 
 PREVIOUS_ABLATIONS = """Earlier ablation findings (study other parts this time):
 {summaries}

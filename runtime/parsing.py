@@ -162,6 +162,30 @@ def _apply_edit(code: str, search: str, replacement: str, number: int) -> str:
     return "\n".join(new) + "\n"
 
 
+_VARIANT = re.compile(r"^#{2,4}[ \t]*Variant:?[ \t]*(.+?)[ \t]*$", re.M)
+
+
+def variants_parser(code: str, limit: int = 3) -> Callable[[str], list[tuple[str, str]]]:
+    """Parse an ablation answer: `### Variant: <name>` sections, each with SEARCH/REPLACE edits of `code`.
+    Returns up to `limit` (name, edited script) pairs; variants that change nothing are dropped."""
+    def parse(text: str) -> list[tuple[str, str]]:
+        heads = list(_VARIANT.finditer(text))
+        variants = []
+        for head, after in zip(heads, [*heads[1:], None]):
+            section = text[head.end():after.start() if after else len(text)]
+            try:
+                edited = apply_edits(code, section)
+            except AnswerError as exc:
+                raise AnswerError(f"variant '{head.group(1)}': {exc}") from None
+            if edited is not None and edited.strip() != code.strip():
+                variants.append((head.group(1)[:80], edited))
+        if not variants:
+            raise AnswerError("no variant with edits found: answer with lines `### Variant: <short name>`, each "
+                              "followed by SEARCH/REPLACE edits of the script")
+        return variants[:limit]
+    return parse
+
+
 def fix_parser(code: str) -> Callable[[str], str]:
     """Parse a debugger's answer: edits of `code`, or a whole new script."""
     def parse(text: str) -> str:

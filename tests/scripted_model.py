@@ -96,6 +96,19 @@ def current_job(messages: list[BaseMessage]) -> tuple[str, int]:
     return prompt, sum(1 for i in human if i > start)
 
 
+def edit(search: str, replace: str) -> str:
+    return f"```\n<<<<<<< SEARCH\n{search}\n=======\n{replace}\n>>>>>>> REPLACE\n```\n"
+
+
+def ablation_variants(code: str) -> str:
+    """Two variants as edits: the model's size changed (when it has a number to change), and a comment added
+    (a variant that changes nothing the model sees)."""
+    numbered = [line for line in code.splitlines() if re.search(r"\b\d{2,}\b", line) and "#" not in line]
+    line, first = (numbered or [pick_line(code)])[0], code.splitlines()[0]
+    return (f"### Variant: other model size\n{edit(line, tweak(line, 1))}"
+            f"### Variant: as it is\n{edit(first, first + '  # the same script')}")
+
+
 def respond(messages: list[BaseMessage]) -> str:
     prompt, tries = current_job(messages)
     job = job_of(prompt)
@@ -110,10 +123,10 @@ def respond(messages: list[BaseMessage]) -> str:
         if BUG in first_script(prompt):
             return f"Remove the bad import.\n```\n<<<<<<< SEARCH\n{BUG}=======\n>>>>>>> REPLACE\n```\n"
         return fenced(first_script(prompt))
-    if job in ("merge two solutions", "implement an ensemble", "ablation study"):
+    if job in ("merge two solutions", "implement an ensemble"):
         return fenced(first_script(prompt))
-    if job == "summarise an ablation study":
-        return "The model's capacity matters most; tuning the number of trees looks most promising."
+    if job == "ablation study":
+        return ablation_variants(first_script(prompt))
     if job == "choose a code block to improve":
         if tries == 0:
             return '{"code_block": "this text is not in the script", "plan": "x"}'  # exercises the re-ask

@@ -60,7 +60,7 @@ def test_end_to_end_titanic_submission_beats_trivial(ctx, tmp_path):
 def test_crash_inside_a_node_resumes_without_redoing_finished_work(ctx, tmp_path, monkeypatch):
     crash_dir = tmp_path / "crash"
     crash_dir.mkdir()
-    (crash_dir / "summarise_an_ablation_study").touch()  # raises once, after the ablation script ran
+    (crash_dir / "fix_a_failing_script").touch()  # raises once, after the first script ran and failed
     monkeypatch.setenv("SCRIPTED_CRASH_DIR", str(crash_dir))
 
     with pytest.raises(RuntimeError, match="scripted crash"):

@@ -15,7 +15,7 @@ from nodes.common import task_header, task_of
 from nodes.evaluate import evaluate
 from nodes.llm import unread_text
 from prompts.debug import FIX_SCRIPT
-from prompts.refine import ABLATION_SCRIPT, EXTRACT_BLOCK, REWRITE_BLOCK
+from prompts.refine import ABLATION_VARIANTS, EXTRACT_BLOCK, REWRITE_BLOCK
 from runtime.journal import open_journal
 from tests import malformed_model as M
 from tests.conftest import calls, execution, malformed_context, prepared, with_lane
@@ -64,7 +64,7 @@ def test_prompts_that_show_a_script_share_their_prefix_to_the_end_of_the_script(
     state, _ = prepared(malformed_context(tmp_path))
     header, code = task_header(task_of(state), state["data_summary"]), "import pandas as pd\nmodel = 1\n"
     prompts = [
-        ABLATION_SCRIPT.format(task_header=header, code=code, previous_ablations="", metric="accuracy"),
+        ABLATION_VARIANTS.format(task_header=header, code=code, previous_ablations="", metric="accuracy"),
         EXTRACT_BLOCK.format(task_header=header, code=code, metric="accuracy", score="0.8", direction="higher",
                              summary="s", refined_note="", goals=""),
         REWRITE_BLOCK.format(task_header=header, code=code, block="model = 1", plan="p"),
