@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import psutil
 import pytest
 
 from graph.checkpoint import open_checkpointer
@@ -13,6 +17,7 @@ from nodes.common import task_of
 from nodes.prepare import prepare
 from runtime.catalog import applicable, render_example
 from runtime.journal import open_journal
+from runtime.sandbox import bwrap_problem
 from tests import malformed_model as M
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +50,44 @@ def run_pipeline(ctx, tmp_path, task="titanic", run_id="r1", graph_input="start"
     payload = {"task_dir": str(EXAMPLES / task), "run_id": run_id} if graph_input == "start" else None
     graph.invoke(payload, config, context=ctx, durability="sync")
     return graph.get_state(config).values
+
+
+# --------------------------------------------------------------------------- the command line and the sandbox
+
+#: The isolation backends that work here (bubblewrap only where it can make namespaces).
+BACKENDS = ["subprocess"] + (["bwrap"] if bwrap_problem() is None else [])
+
+
+def cli(*args: str, tmp_path: Path, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "graph.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, **kwargs)
+
+
+def paths(tmp_path: Path) -> list[str]:
+    return ["--set", f"workspace_root={tmp_path / 'ws'}", "--set", f"journal_path={tmp_path / 'journal.db'}",
+            "--checkpoints", str(tmp_path / "cp.db")]
+
+
+def count(db: Path, sql: str) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            return conn.execute(sql).fetchone()[0]
+    except sqlite3.OperationalError:  # table not created yet
+        return 0
+
+
+def processes_in(folder: Path) -> list[psutil.Process]:
+    """Live processes working in `folder` (PIDs written by a script are namespace-local under bwrap)."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE and Path(proc.cwd()) == folder.resolve():
+                found.append(proc)
+        except psutil.Error:
+            pass
+    return found
 
 
 # --------------------------------------------------------------------------- the malformed model's tests

@@ -13,30 +13,10 @@ from pathlib import Path
 import pytest
 
 from runtime.task import grade_submission, load_task
-from tests.conftest import EXAMPLES, ROOT, SCRIPTED
+from tests.conftest import EXAMPLES, ROOT, SCRIPTED, cli, count, paths
 
 FAST = ["--set", "num_lanes=1", "--set", "num_candidates=2", "--set", "refine_steps=1", "--set", "inner_steps=2",
         "--set", "ensemble_rounds=0", "--set", "debug_rounds=1"]
-
-
-def cli(*args: str, tmp_path: Path, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "graph.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600, **kwargs)
-
-
-def paths(tmp_path: Path) -> list[str]:
-    return ["--set", f"workspace_root={tmp_path / 'ws'}", "--set", f"journal_path={tmp_path / 'journal.db'}",
-            "--checkpoints", str(tmp_path / "cp.db")]
-
-
-def count(db: Path, sql: str) -> int:
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(db, timeout=5) as conn:
-            return conn.execute(sql).fetchone()[0]
-    except sqlite3.OperationalError:  # table not created yet
-        return 0
 
 
 @pytest.mark.slow

@@ -19,9 +19,8 @@ from runtime.files import NotRegularFile
 from runtime.sandbox import run_script
 from runtime.static_check import check_script
 from runtime.task import load_task, validate_submission
-from tests.conftest import EXAMPLES
+from tests.conftest import BACKENDS, EXAMPLES, processes_in
 from tests.hostile_corpus import CORPUS, EVASIONS, LIMITS, NOTHING, SANDBOX, Canaries
-from tests.test_sandbox import BACKENDS, processes_in
 
 CASES = [pytest.param(backend, hostile, id=f"{backend}-{hostile.name}") for backend in BACKENDS
          for hostile in CORPUS + EVASIONS]

@@ -17,8 +17,7 @@ import pytest
 
 from graph.client import MleStar
 from runtime.task import grade_submission, load_task
-from tests.conftest import EXAMPLES, ROOT, SCRIPTED
-from tests.test_cli import count
+from tests.conftest import EXAMPLES, ROOT, SCRIPTED, count
 
 pytestmark = pytest.mark.slow
 

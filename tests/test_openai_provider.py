@@ -15,7 +15,7 @@ from runtime.journal import open_journal
 from runtime.models import make_chat_model
 from runtime.rate_limit import ModelUnavailable, QuotaExhausted, RequestLimit, limit_for, parse_rate_limits
 from runtime.task import grade_submission, load_task
-from tests.conftest import EXAMPLES, scripted_context
+from tests.conftest import EXAMPLES, cli, paths, scripted_context
 from tests.fake_openai_server import FakeOpenAIServer
 
 
@@ -135,7 +135,6 @@ def test_pipeline_over_http_pauses_on_quota_and_resumes_without_redoing_calls(tm
 @pytest.mark.slow
 def test_cli_pauses_on_a_spent_daily_quota_and_resumes_with_a_new_limit(tmp_path, server):
     """`mlestar run` stops with exit code 3 and a clear reason; `resume --set` continues to a submission."""
-    from tests.test_cli import cli, paths
 
     small = ["--set", "num_lanes=1", "--set", "num_candidates=1", "--set", "refine_steps=0",
              "--set", "ensemble_rounds=0", "--set", "debug_rounds=1"]

@@ -9,13 +9,12 @@ import threading
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
-from runtime.sandbox import ExecutionResult, bwrap_problem, parse_score, run_script, scrubbed_env
+from runtime.sandbox import ExecutionResult, parse_score, run_script, scrubbed_env
+from tests.conftest import BACKENDS, processes_in
 
 # Every backend that works on this machine (bubblewrap needs the Debian package `bubblewrap`).
-BACKENDS = ["subprocess"] + (["bwrap"] if bwrap_problem() is None else [])
 
 
 # --------------------------------------------------------------------------- helpers
@@ -33,18 +32,6 @@ def run(code: str, attempt: Path, input_dir: Path, **kw) -> ExecutionResult:
     kw.setdefault("timeout_s", 20)
     kw.setdefault("memory_mb", 1024)
     return run_script(textwrap.dedent(code), attempt, input_dir, **kw)
-
-
-def processes_in(folder: Path) -> list[psutil.Process]:
-    """Live processes working in `folder` (PIDs written by a script are namespace-local under bwrap)."""
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.status() != psutil.STATUS_ZOMBIE and Path(proc.cwd()) == folder.resolve():
-                found.append(proc)
-        except psutil.Error:
-            pass
-    return found
 
 
 def wait_none_in(folder: Path, timeout_s: float = 2.0) -> bool:
