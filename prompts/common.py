@@ -37,6 +37,15 @@ PREDICTION_NOTES = {
     "probabilities": "one probability per target column, each the probability that the target is 1",
 }
 
+#: One SEARCH/REPLACE edit of a script, the form of every answer that edits one (runtime.parsing reads it).
+EDIT_BLOCK = """```
+<<<<<<< SEARCH
+lines of the script to replace
+=======
+their replacement
+>>>>>>> REPLACE
+```"""
+
 REASK = """Your answer could not be used: {problem}
 Answer again, following the requested format exactly."""
 

@@ -1,15 +1,11 @@
 """Debug: repair a script that crashed or printed no score."""
 
+from prompts.common import EDIT_BLOCK
+
 #: How the debugger answers; shared by the two ways of asking for a fix.
-EDIT_FORMAT = """Answer with the fix as edits of the script, each in this form (copy the SEARCH lines exactly from the script):
-```
-<<<<<<< SEARCH
-lines of the script to replace
-=======
-their replacement
->>>>>>> REPLACE
-```
-Only if most of the script must change, answer instead with the whole fixed script in one ```python block."""
+EDIT_FORMAT = ("Answer with the fix as edits of the script, each in this form (copy the SEARCH lines exactly from the "
+               "script):\n" + EDIT_BLOCK + "\nOnly if most of the script must change, answer instead with the whole "
+               "fixed script in one ```python block.")
 
 #: A fix asked for on its own. The script comes right after the task header, as in the other prompts that
 #: show a script, so the model server finds the longest prefix already read in its prompt cache.

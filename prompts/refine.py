@@ -1,5 +1,7 @@
 """Refine: ablation study, choosing a code block, rewriting it, planning the next rewrite."""
 
+from prompts.common import EDIT_BLOCK
+
 #: Prompts that show the current solution start with the task header and then the script, in the same words,
 #: so that the model server reads that shared prefix once (its prompt cache) across ablation, extract and rewrite.
 ABLATION_VARIANTS = """{task_header}
@@ -15,13 +17,7 @@ Find out which parts of the script above matter: propose 2-3 variants of it, eac
 part (for example a preprocessing step, a feature, a model setting). We run each variant and compare its
 validation {metric} with the script's. Answer with each variant as a line `### Variant: <short name>`
 followed by its edits of the script, each edit in this form (copy the SEARCH lines exactly from the script):
-```
-<<<<<<< SEARCH
-lines of the script to change
-=======
-their replacement
->>>>>>> REPLACE
-```"""
+""" + EDIT_BLOCK
 
 #: The findings of an ablation study, written by the agent from the scores it measured (no model call).
 ABLATION_FINDINGS = "Validation {metric} of the script as it is: {original}. {variants}{verdict}"
