@@ -111,7 +111,8 @@ class LaneState(LaneInput, total=False):
     refined_blocks: list[str]
     target: dict                     # current step: block, plan
     attempts: list[dict]             # current step's inner attempts: plan, score, status
-    history: list[dict]              # finished steps: step, block, attempts, before, after
+    variant: Solution                # current step's best ablation variant, when it beat the solution
+    history: list[dict]              # finished steps: step, block, attempts, before, after, kept (origin or None)
     lane_results: list[dict]
 
 

@@ -33,7 +33,10 @@ def step_key(state: dict) -> str:
 
 def ablate(state: dict, runtime: Runtime[Context]) -> dict:
     """The ablation study: the coder proposes 2-3 variants of the solution as edits (a short answer), the agent
-    runs each and compares its score with the solution's; the findings are written from those scores."""
+    runs each and compares its score with the solution's; the findings are written from those scores.
+
+    A variant that beats the solution is a tested, scored script like any rewrite: it is kept as `variant`, and
+    the step ends with it unless a rewrite of the target block does better (`conclude_step`)."""
     ctx = run_context(state, runtime)
     task, solution = task_of(state), state["solution"]
     previous = "\n".join(f"- step {a['step']}: {a['summary']}" for a in state["ablations"])
@@ -43,12 +46,16 @@ def ablate(state: dict, runtime: Runtime[Context]) -> dict:
         metric=task.metric)
     key = f"{step_key(state)}/ablation"
     study = {"step": state["step"], "original": solution["score"], "variants": []}
+    variant: dict = {}
     try:
         proposed = ask(ctx, run_id=state["run_id"], node="ablate", role="coder", call_key=key, prompt=prompt,
                        parse=variants_parser(solution["code"]))
         for i, (name, code) in enumerate(proposed):
             result = execute(ctx, state, code=code, exec_key=f"{key}/v{i}")
             study["variants"].append({"name": name, "score": result.score})
+            if is_better(result.score, (variant or solution)["score"], task.lower_is_better):
+                variant = {"code": code, "score": result.score, "path": result.attempt_dir,
+                           "origin": f"ablation:t{state['step']}v{i}"}
             emit(lane=state["lane"], node="ablate", event="script", key=f"{key}/v{i}", status=result.status,
                  score=result.score, problem=result.score is None)
         summary = findings(study, task)
@@ -57,7 +64,8 @@ def ablate(state: dict, runtime: Runtime[Context]) -> dict:
     except BudgetExhausted as exc:
         summary = f"No ablation study: {exc}; judge from the code."
     emit(lane=state["lane"], node="ablate", event="ablation", step=state["step"], summary=summary[:200])
-    return {"ablations": [*state["ablations"], {**study, "summary": summary}], "target": {}, "attempts": []}
+    return {"ablations": [*state["ablations"], {**study, "summary": summary}], "target": {}, "attempts": [],
+            "variant": variant}
 
 
 def findings(study: dict, task) -> str:
@@ -168,17 +176,18 @@ def conclude_step(state: dict, runtime: Runtime[Context]) -> dict:
     task = task_of(state)
     before = state["solution"]
     attempts = state.get("attempts", [])
-    best = next(iter(ranked([a["solution"] for a in attempts], task.lower_is_better)), None)
+    # the rewrites first: on a tie with the ablation's variant, the planned change is kept
+    best = next(iter(ranked([*(a["solution"] for a in attempts), state.get("variant")], task.lower_is_better)), None)
     improved = best is not None and is_better(best["score"], before["score"], task.lower_is_better)
     target = state.get("target") or {}
     record = {"step": state["step"], "block": target.get("block"), "before": before["score"],
-              "after": best["score"] if improved else before["score"],
+              "after": best["score"] if improved else before["score"], "kept": best["origin"] if improved else None,
               "attempts": [{"plan": a["plan"], "score": a["score"]} for a in attempts]}
     emit(lane=state["lane"], node="conclude_step", event="step", step=state["step"], improved=improved,
          score=record["after"])
     blocks = state["refined_blocks"] + ([target["block"]] if target.get("block") else [])
     return {"solution": best if improved else before, "history": [*state["history"], record],
-            "refined_blocks": blocks, "step": state["step"] + 1}
+            "refined_blocks": blocks, "step": state["step"] + 1, "variant": {}}
 
 
 def finish_lane(state: dict) -> dict:

@@ -21,6 +21,8 @@ ENSEMBLE_LANE = PIPELINE_LANE  # the attempts of the ensemble rounds belong to n
 SCORE_LINE = re.compile(r"^\s*([^:\[\n][^:\n]{0,79}?)\s*:\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$", re.M)
 ORIGINAL_NAME = re.compile(r"^(final validation performance|original|baseline|base|full)\b", re.I)
 MAX_VARIANTS = 8
+#: the origin of an ablation variant kept by a refinement step (nodes/refine.py)
+ABLATION_VARIANT = re.compile(r"ablation:t\d+v(?P<i>\d+)")
 
 
 def attempt_key(exec_key: str) -> str:
@@ -69,12 +71,22 @@ def run_attempts(run: dict, lower_is_better: bool, times: dict, started_at: floa
             add(n, "merge", keys.lane_key(n, f"merge{i}"), f"merge {merge.get('candidate')}", merge.get("score"),
                 merge.get("kept"))
         for step in lane.get("history", []):
-            scores = [a.get("score") for a in step.get("attempts", [])]
-            best = first_best(scores, lower_is_better)
-            improved = best is not None and is_better(scores[best], step.get("before"), lower_is_better)
+            t = step["step"]
+            if "kept" in step:  # recorded by conclude_step
+                kept_k = next((k for k in range(len(step.get("attempts", []))) if step["kept"] == f"refine:t{t}k{k}"),
+                              None)
+            else:  # runs recorded before it said so
+                scores = [a.get("score") for a in step.get("attempts", [])]
+                kept_k = first_best(scores, lower_is_better)
+                if kept_k is None or not is_better(scores[kept_k], step.get("before"), lower_is_better):
+                    kept_k = None
             for k, attempt in enumerate(step.get("attempts", [])):
-                add(n, "refine", keys.step_key(n, step["step"], f"k{k}"), f"step {step['step']} attempt {k}",
-                    attempt.get("score"), improved and k == best, attempt.get("plan"), step.get("before"))
+                add(n, "refine", keys.step_key(n, t, f"k{k}"), f"step {t} attempt {k}",
+                    attempt.get("score"), k == kept_k, attempt.get("plan"), step.get("before"))
+            variant = ABLATION_VARIANT.fullmatch(step.get("kept") or "")
+            if variant:
+                add(n, "ablation", keys.step_key(n, t, "ablation", f"v{variant['i']}"),
+                    f"step {t} ablation variant {variant['i']}", step.get("after"), True, None, step.get("before"))
     lanes_best = best_lane_score(run, lower_is_better)
     for r in run.get("ensemble_rounds", []):
         add(ENSEMBLE_LANE, "ensemble", keys.pipeline_key("ensemble", f"r{r['round']}"), f"ensemble round {r['round']}", r.get("score"),

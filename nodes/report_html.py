@@ -192,8 +192,9 @@ def plans_section(report: dict) -> str:
             found = refine.get((step["run"], step["lane"], f"step {step['step']} attempt {k}"))
             rows.append([e(k), e(attempt.get("plan")), e(fmt_score(attempt.get("score"))),
                          change(attempt.get("score"), step.get("before"), lower), outcome(found) if found else ""])
+        source = " (an ablation variant)" if (step.get("kept") or "").startswith("ablation:") else ""
         heading = (f"<h3>Run {e(step['run'])}, lane {e(step['lane'])}, step {e(step['step'])}: "
-                   f"{e(fmt_score(step.get('before')))} &rarr; {e(fmt_score(step.get('after')))}</h3>")
+                   f"{e(fmt_score(step.get('before')))} &rarr; {e(fmt_score(step.get('after')))}{source}</h3>")
         if not block:
             parts.append(heading + empty("No code block was chosen in this step, so nothing was tried."))
             continue

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pytest
 
 from nodes.debug import execute
-from nodes.refine import ablate, findings
-from nodes.report_data import ablation_effects
+from nodes.refine import ablate, conclude_step, findings
+from nodes.report_data import ablation_effects, run_attempts
 from runtime.journal import open_journal
 from runtime.parsing import AnswerError, variants_parser
 from tests.conftest import calls, example, malformed_context, prepared
@@ -61,7 +61,8 @@ def test_the_ablate_node_runs_each_variant_and_records_what_it_measured(tmp_path
     original = execute(ctx, state, code=code, exec_key="lane0/eval/lightgbm/d0").score
     lane = {**state, "lane": 0, "step": 0, "ablations": [], "solution": {"code": code, "score": original}}
 
-    [study] = ablate(lane, runtime)["ablations"]
+    update = ablate(lane, runtime)
+    [study] = update["ablations"]
 
     assert [v["name"] for v in study["variants"]] == ["other model size", "as it is"]
     assert study["original"] == original and all(v["score"] is not None for v in study["variants"])
@@ -72,6 +73,51 @@ def test_the_ablate_node_runs_each_variant_and_records_what_it_measured(tmp_path
         "lane0/t0/ablation/v0", "lane0/t0/ablation/v1"]
     assert len(calls(ctx, "lane0/t0/ablation%")) == 1  # one short answer, no reviewer call
 
+    better = [(i, v) for i, v in enumerate(study["variants"]) if v["score"] > original]  # accuracy
+    if better:  # the best of them is kept for the step's end, as a scored solution
+        i, best = max(better, key=lambda iv: iv[1]["score"])
+        assert update["variant"]["score"] == best["score"] and update["variant"]["origin"] == f"ablation:t0v{i}"
+        assert update["variant"]["path"].endswith(f"v{i}")
+    else:
+        assert update["variant"] == {}
+
     run = {"run_id": "u1", "run_index": 0, "lanes": [{"lane": 0, "ablations": [study]}]}
     [effects] = ablation_effects({"history": [run]}, executions=[])
     assert [v["effect"] for v in effects["variants"]] == [v["score"] - original for v in study["variants"]]
+
+
+def _step_state(before: float, rewrites: list[float | None], variant: float | None) -> dict:
+    attempts = [{"plan": f"plan {k}", "score": score,
+                 "solution": score and {"code": f"rewrite {k}", "score": score, "origin": f"refine:t0k{k}"}}
+                for k, score in enumerate(rewrites)]
+    return {"task": {"lower_is_better": True, "kind": "regression", "metric": "rmse", "target": "y", "id_column": "id",
+                     "name": "t", "data_dir": "."},
+            "lane": 0, "step": 0, "solution": {"code": "base", "score": before, "origin": "catalog:lightgbm"},
+            "attempts": attempts, "target": {"block": "x = 1", "plan": "p"}, "history": [], "refined_blocks": [],
+            "variant": variant and {"code": "variant", "score": variant, "origin": "ablation:t0v1"}}
+
+
+@pytest.mark.parametrize("rewrites,variant,kept", [
+    ([5.0, None], 4.0, "ablation:t0v1"),    # only the ablation's variant beat the solution
+    ([3.5, 6.0], 4.0, "refine:t0k0"),       # a rewrite did better still
+    ([4.0], 4.0, "refine:t0k0"),            # a tie goes to the planned change
+    ([6.0], None, None),                    # nothing beat it: the solution stays
+])
+def test_a_step_ends_with_the_best_of_its_rewrites_and_the_ablation_variant(monkeypatch, rewrites, variant, kept):
+    monkeypatch.setattr("nodes.refine.task_of", lambda state: SimpleNamespace(**state["task"]))
+    update = conclude_step(_step_state(4.5, rewrites, variant), SimpleNamespace())
+    [record] = update["history"]
+    assert record["kept"] == kept and update["variant"] == {}
+    assert update["solution"]["origin"] == (kept or "catalog:lightgbm")
+    assert record["after"] == update["solution"]["score"]
+
+
+def test_the_report_reads_which_attempt_the_step_kept():
+    lane = {"lane": 0, "history": [
+        {"step": 0, "before": 4.5, "after": 4.0, "kept": "ablation:t0v1",
+         "attempts": [{"plan": "a", "score": 4.2}, {"plan": "b", "score": None}]},
+        {"step": 1, "before": 4.0, "after": 3.9,  # recorded before steps said what they kept
+         "attempts": [{"plan": "c", "score": 4.1}, {"plan": "d", "score": 3.9}]}]}
+    found = run_attempts({"run_id": "u1", "run_index": 0, "lanes": [lane]}, True, {}, None)
+    kept = [(a["kind"], a["label"]) for a in found if a["kept"]]
+    assert kept == [("ablation", "step 0 ablation variant 1"), ("refine", "step 1 attempt 1")]
