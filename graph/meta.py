@@ -17,7 +17,7 @@ from typing_extensions import Required, TypedDict
 from graph.context import Context
 from graph.pipeline import build_graph as build_pipeline
 from graph.routing import should_continue
-from graph.state import RunSteering, Solution
+from graph.state import FloorResult, RunSteering, Solution
 from nodes.enhance import enhance
 from nodes.meta_loop import plan_run, record
 from nodes.report import report
@@ -58,6 +58,7 @@ class MetaState(MetaInput, MetaOutput, RunSteering, total=False):
     stop_reason: str
     submission: dict
     best: Solution
+    floor: list[FloorResult]
     lane_results: list[dict]
     ensemble_rounds: list[dict]
 

@@ -104,6 +104,7 @@ class LaneInput(RunSteering, FloorInput, total=True):
 class LaneState(LaneInput, total=False):
     candidates: list[dict]           # evaluated approaches: key, title, solution
     solution: Solution               # the lane's current best
+    start: dict                      # what the lane started from: origin, score (a candidate, the floor's, ...)
     merge_queue: list[dict]          # candidates not yet merged, best first
     merges: list[dict]               # each: candidate, score, kept
     step: int                        # outer refinement step t

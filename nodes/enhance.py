@@ -14,8 +14,8 @@ from langgraph.runtime import Runtime
 
 from graph.context import ENHANCER_KNOBS, ConfigError, Context, coerce_value
 from nodes.common import emit, fmt_score
+from nodes.human_review import ask_person, wants_review
 from nodes.llm import NO_ANSWER, ask
-from nodes.review import ask_person, wants_review
 from prompts.enhance import ENHANCE, ENHANCEMENT_SCHEMA
 from runtime.parsing import extract_json
 
@@ -103,7 +103,7 @@ def reviewed(enhancement: dict) -> dict:
     proposal = {k: enhancement[k] for k in SAFE_DEFAULT}
     decision = ask_person("enhancer", proposal, EDIT_ENHANCEMENT, lambda edit: edit_problem(proposal, edit))
     if decision["action"] == "reject":
-        return {**enhancement, **SAFE_DEFAULT, "strategic_summary": "Rejected by the reviewer: no changes.",
+        return {**enhancement, **SAFE_DEFAULT, "strategic_summary": "Rejected at human review: no changes.",
                 "reviewed": "rejected"}
     if decision["action"] == "edit":
         clean, _ = validate_enhancement({**proposal, **decision["edit"]})

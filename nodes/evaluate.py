@@ -74,6 +74,8 @@ def evaluate(state: dict, runtime: Runtime[Context]) -> dict:
     if not start and ctx.catalog_fallback:
         fallback = catalog_fallback(ctx, state)
         start = [fallback] if fallback else []
-    return {"candidates": candidates, "solution": start[0] if start else {},
+    chosen = start[0] if start else {}
+    return {"candidates": candidates, "solution": chosen,
+            "start": {"origin": chosen.get("origin"), "score": chosen.get("score")} if chosen else {},
             "merge_queue": order[1:], "merges": [], "step": 0, "ablations": [], "refined_blocks": [],
             "history": []}

@@ -12,8 +12,9 @@ from langgraph.runtime import Runtime
 
 from graph.context import Context
 from graph.inputs import check_context, check_input, check_thread
-from nodes.common import emit, is_better
+from nodes.common import emit, is_better, ranked
 from nodes.ensemble import final_candidates
+from nodes.evaluate import floor_solutions
 from runtime import keys
 from runtime.files import atomic_write_text
 from runtime.journal import open_journal
@@ -74,11 +75,11 @@ def plan_run(state: dict, runtime: Runtime[Context]) -> dict:
     return {**update, "run_id": run_id, "run_started_at": time.time(),
             "workspace_dir": str(meta_workspace(state, ctx) / run_id.removeprefix(f"{state['meta_id']}-")),
             "overrides": overrides, "goals": enhancement["strategic_goals"] if enhancement else [],
-            "warm_start": warm or {}}
+            "warm_start": warm or {}, "floor": []}
 
 
 def compact_lanes(lane_results: list[dict]) -> list[dict]:
-    return [{"lane": r["lane"], "score": (r.get("solution") or {}).get("score"),
+    return [{"lane": r["lane"], "score": (r.get("solution") or {}).get("score"), "start": r.get("start") or {},
              "candidates": r.get("candidates", []), "merges": r.get("merges", []), "history": r.get("history", []),
              "ablations": [{"step": a["step"], "summary": a["summary"][:400], "original": a.get("original"),
                             "variants": a.get("variants", [])} for a in r.get("ablations", [])]}
@@ -103,10 +104,21 @@ def history_file(history: list[dict], enhancements: list[dict]) -> list[dict]:
     } for h in history]
 
 
+def submitted_solution(state: dict) -> dict | None:
+    """The script behind the run's submission, as the board's source names it: a lane's or an ensemble round's
+    solution, or the floor's catalog code. The blend combines several scripts' predictions and has no script of
+    its own: then, as when nothing was submitted, the best single solution. None when nothing scored."""
+    source = (state.get("submission") or {}).get("source")
+    floor = dict(zip((f"floor:{f['key']}" for f in state.get("floor", [])), floor_solutions(state)))
+    candidates = final_candidates(state)
+    chosen = floor.get(source) or next((s for s in candidates if s.get("origin") == source), None)
+    return chosen or next(iter(ranked([*candidates, *floor.values()], state["task"]["lower_is_better"])), None)
+
+
 def record(state: dict, runtime: Runtime[Context]) -> dict:
     ctx = runtime.context
     index = len(state["history"])
-    best = final_candidates(state)[:1]
+    best = [s for s in [submitted_solution(state)] if s]
     submission = state.get("submission") or {}
     usage = open_journal(ctx.journal_path).usage(state["run_id"])
     enhancement = state["enhancements"][-1] if state["enhancements"] and index > 0 else None

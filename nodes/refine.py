@@ -193,7 +193,7 @@ def conclude_step(state: dict, runtime: Runtime[Context]) -> dict:
 def finish_lane(state: dict) -> dict:
     solution = state.get("solution") or None
     return {"lane_results": [{
-        "lane": state["lane"], "solution": solution,
+        "lane": state["lane"], "solution": solution, "start": state.get("start") or {},
         "candidates": [{"key": c["key"], "score": c["solution"] and c["solution"]["score"]}
                        for c in state.get("candidates", [])],
         "merges": state.get("merges", []), "ablations": state.get("ablations", []),

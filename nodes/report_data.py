@@ -21,6 +21,8 @@ ENSEMBLE_LANE = PIPELINE_LANE  # the attempts of the ensemble rounds belong to n
 SCORE_LINE = re.compile(r"^\s*([^:\[\n][^:\n]{0,79}?)\s*:\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$", re.M)
 ORIGINAL_NAME = re.compile(r"^(final validation performance|original|baseline|base|full)\b", re.I)
 MAX_VARIANTS = 8
+#: a lane that started from the catalog's code (nodes/evaluate.py: the floor's run, or the fallback)
+CATALOG_START = re.compile(r"catalog:(?P<key>.+)")
 #: the origin of an ablation variant kept by a refinement step (nodes/refine.py)
 ABLATION_VARIANT = re.compile(r"ablation:t\d+v(?P<i>\d+)")
 
@@ -63,10 +65,17 @@ def run_attempts(run: dict, lower_is_better: bool, times: dict, started_at: floa
     for lane in run.get("lanes", []):
         n = lane["lane"]
         candidates = lane.get("candidates", [])
+        start = lane.get("start")  # recorded by evaluate; older runs: the best candidate
         initial = first_best([c.get("score") for c in candidates], lower_is_better)
         for i, candidate in enumerate(candidates):
+            kept = start.get("origin") == f"candidate:{candidate['key']}" if start is not None else i == initial
             add(n, "candidate", keys.lane_key(n, "eval", candidate["key"]), f"candidate {candidate['key']}",
-                candidate.get("score"), i == initial)
+                candidate.get("score"), kept)
+        catalog = CATALOG_START.fullmatch((start or {}).get("origin") or "")
+        if catalog:  # the fallback to the catalog's code in the lane, or the floor's run of the approach
+            key = keys.lane_key(n, "catalog", catalog["key"])
+            key = key if (run["run_id"], key) in times else keys.pipeline_key(keys.FLOOR, catalog["key"])
+            add(n, "catalog", key, f"catalog {catalog['key']}", start.get("score"), True)
         for i, merge in enumerate(lane.get("merges", [])):
             add(n, "merge", keys.lane_key(n, f"merge{i}"), f"merge {merge.get('candidate')}", merge.get("score"),
                 merge.get("kept"))

@@ -10,8 +10,8 @@ from graph.context import Context, run_context
 from nodes.common import emit, fmt_score, goals_for, task_header, task_of
 from nodes.debug import run_with_debugging
 from nodes.ensemble import final_candidates
+from nodes.human_review import ask_person, wants_review
 from nodes.llm import NO_ANSWER, ask, run_budget_problem, run_started_at
-from nodes.review import ask_person, wants_review
 from prompts.common import PREDICTION_NOTES
 from prompts.submit import SUBMISSION_PROBLEMS, SUBMISSION_RULES, SUBMISSION_SCRIPT
 from runtime import board, keys
@@ -91,7 +91,7 @@ def catalog_submission(ctx: Context, state: dict) -> dict | None:
 
 
 def submission_proposal(workspace: str, held: dict) -> dict:
-    """What the reviewer sees: the board's submission, where it came from and its first lines."""
+    """What the person reviewing sees: the board's submission, where it came from and its first lines."""
     csv = Path(workspace) / board.SUBMISSION
     with open(csv, encoding="utf-8", errors="replace") as f:
         head = [next(f, "").rstrip("\n") for _ in range(PREVIEW_LINES)]
@@ -155,12 +155,12 @@ def submit(state: dict, runtime: Runtime[Context]) -> dict:
         decision = ask_person("submission", submission_proposal(workspace, held), EDIT_SUBMISSION,
                               lambda edit: edited_submission_problem(task, edit))
         if decision["action"] == "reject":
-            return ended(ctx, state, "the reviewer rejected the submission", "rejected")
+            return ended(ctx, state, "the submission was rejected at human review", "rejected")
         if decision["action"] == "edit":
             board.offer(workspace, decision["edit"]["submission_path"], score=held["score"], force=True,
-                        source=f"reviewer (instead of {held['source']})", lower_is_better=task.lower_is_better,
+                        source=f"human review (instead of {held['source']})", lower_is_better=task.lower_is_better,
                         started_at=started_at)
-            stop_reason = f"{stop_reason}; submission replaced by the reviewer"
+            stop_reason = f"{stop_reason}; submission replaced at human review"
             held = board.current(workspace)
     path = str(Path(workspace) / board.SUBMISSION)
     open_journal(ctx.journal_path).upsert_run(state["run_id"], status="done", best_score=held["score"],

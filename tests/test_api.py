@@ -213,7 +213,7 @@ def test_review_before_submission_through_the_api_and_from_python(server):
     done = python.review("reviewed-py", {"action": "edit", "edit": {"submission_path": str(mine)}})
     assert done.status == "done"
     assert Path(done.submission).read_text() == mine.read_text()
-    assert "reviewer" in done.values["history"][0]["stop_reason"]
+    assert "human review" in done.values["history"][0]["stop_reason"]
 
 
 def test_a_replay_from_an_earlier_checkpoint_is_a_branch_with_its_own_run_ids(server):

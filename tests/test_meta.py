@@ -9,6 +9,7 @@ import pytest
 
 from graph.checkpoint import open_checkpointer
 from graph.meta import build_meta_graph
+from nodes.meta_loop import submitted_solution
 from runtime.journal import open_journal
 from runtime.task import grade_submission, load_task
 from tests.conftest import EXAMPLES, scripted_context
@@ -106,3 +107,28 @@ def test_crash_in_run_1_resumes_and_a_finished_thread_extends(tmp_path, monkeypa
     extended = graph.get_state(config).values
     assert [h["run_index"] for h in extended["history"]] == [0, 1, 2]
     assert len(extended["enhancements"]) == 2 and extended["report"]["runs"] == 3
+
+
+def _finished_run(source: str | None) -> dict:
+    """A meta state after one pipeline run: two floor results, two lanes, the board's source."""
+    return {"task": load_task(EXAMPLES / "titanic").to_dict(),
+            "floor": [{"key": "lightgbm", "score": 0.80, "path": "f0", "code": "floor lightgbm"},
+                      {"key": "linear", "score": 0.78, "path": "f1", "code": "floor linear"}],
+            "lane_results": [{"lane": 0, "solution": {"code": "lane 0", "score": 0.79, "origin": "refine:t0k1"}},
+                             {"lane": 1, "solution": {"code": "lane 1", "score": 0.77, "origin": "merge"}}],
+            "submission": {"source": source} if source else {}}
+
+
+@pytest.mark.parametrize("source,code", [
+    ("floor:linear", "floor linear"),   # the floor's catalog code, even where a lane scored higher
+    ("refine:t0k1", "lane 0"),          # a lane's solution
+    ("blend", "floor lightgbm"),        # no script of its own: the best single one
+    (None, "floor lightgbm"),
+])
+def test_a_run_records_the_script_behind_its_submission(source, code):
+    assert submitted_solution(_finished_run(source))["code"] == code
+
+
+def test_a_run_with_nothing_scored_has_no_solution():
+    empty = {**_finished_run(None), "floor": [], "lane_results": []}
+    assert submitted_solution(empty) is None

@@ -201,3 +201,19 @@ def test_the_graph_report_node_writes_both_reports(recorded, tmp_path):
     result = report_node(copy.deepcopy(recorded["state"]), SimpleNamespace(context=ctx))["report"]
     assert Path(result["html"]).is_file() and Path(result["markdown"]).is_file()
     assert result["kept"] == expected_counts(recorded["state"])["kept"]
+
+
+def test_a_lane_that_started_from_the_catalog_code_shows_it_as_kept():
+    """evaluate records what the lane started from; the report reads it (a floor start was missing before)."""
+    lane = {"lane": 0, "score": 0.80, "start": {"origin": "catalog:lightgbm", "score": 0.80}, "merges": [],
+            "history": [], "candidates": [{"key": "linear", "score": 0.78}, {"key": "lightgbm", "score": None}]}
+    run = {"run_index": 0, "run_id": "x-run0", "lanes": [lane], "ensemble_rounds": []}
+    times = {("x-run0", "floor/lightgbm"): 105.0}
+    attempts = report_data.run_attempts(run, False, times, started_at=100.0)
+    assert [(a["label"], a["kept"]) for a in attempts] == [
+        ("candidate linear", False), ("candidate lightgbm", False), ("catalog lightgbm", True)]
+    assert attempts[-1]["time"] == 5.0  # the floor's script, found in the journal
+    assert report_data.attempt_counts(attempts) == {"attempts": 3, "kept": 1, "discarded": 1, "failed": 1}
+    started_from_candidate = {**lane, "start": {"origin": "candidate:linear", "score": 0.78}}
+    attempts = report_data.run_attempts({**run, "lanes": [started_from_candidate]}, False, {}, None)
+    assert [a["kept"] for a in attempts] == [True, False]
