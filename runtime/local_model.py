@@ -216,7 +216,9 @@ def free_cores(sample_s: float = 0.5) -> int:
 
     llama.cpp's threads wait for each other at every step: with a thread on a core that another process
     keeps busy, the whole answer slows to that thread's pace (2 threads on 2 cores with one busy answered
-    at 7-8 tokens/s, 1 thread at 14.7, the quiet machine at 22-24; bench/model_threads.py).
+    at 7-8 tokens/s, 1 thread at 14.7, the quiet machine at 22-24; bench/model_threads.py). Work of lowered
+    priority (``nice``) does not count while this process runs at normal priority: the kernel gives that
+    work only what the model's threads leave.
     """
     fixed = os.environ.get(THREADS_ENV, "").strip()
     if fixed:
@@ -224,8 +226,14 @@ def free_cores(sample_s: float = 0.5) -> int:
     import psutil
 
     total = os.cpu_count() or 1
-    busy = psutil.cpu_percent(interval=sample_s) * total / 100
-    return max(1, total - int(busy + 0.4))  # a core counts as busy from 60 % use
+    times = psutil.cpu_times_percent(interval=sample_s)
+    return max(1, total - int(busy_cores(times, total, niced=os.nice(0) > 0) + 0.4))  # busy from 60 % use
+
+
+def busy_cores(times, total: int, *, niced: bool) -> float:
+    """Cores' worth of work competing with this process, from ``psutil.cpu_times_percent`` (machine-wide %)."""
+    idle = times.idle + getattr(times, "iowait", 0.0) + (0.0 if niced else getattr(times, "nice", 0.0))
+    return max(0.0, 100.0 - idle) * total / 100
 
 
 class LocalModelServer:

@@ -320,3 +320,13 @@ def test_the_local_model_leaves_a_busy_core_to_its_user(monkeypatch):
         spinner.wait()
     monkeypatch.setenv(local_model.THREADS_ENV, "3")
     assert local_model.free_cores() == 3
+
+
+def test_work_of_lowered_priority_does_not_take_a_core_from_the_model():
+    from types import SimpleNamespace
+
+    one_niced_core = SimpleNamespace(user=1.0, nice=49.0, system=1.0, idle=49.0, iowait=0.0)
+    assert local_model.busy_cores(one_niced_core, 2, niced=False) == pytest.approx(0.04)
+    assert local_model.busy_cores(one_niced_core, 2, niced=True) == pytest.approx(1.02)  # we compete with it then
+    one_busy_core = SimpleNamespace(user=50.0, nice=0.0, system=1.0, idle=48.0, iowait=1.0)
+    assert local_model.busy_cores(one_busy_core, 2, niced=False) == pytest.approx(1.02)
