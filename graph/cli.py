@@ -9,7 +9,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 import psutil
 import typer
@@ -43,7 +43,7 @@ SETTINGS_EPILOG = "Settings for --set KEY=VALUE, by group (docs/configuration.md
     f"{group}: {', '.join(names)}" for group, names in SETTING_GROUPS.items())
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     console.print(f"[bold red]Error:[/] {escape(message)}")
     raise typer.Exit(2)
 
@@ -136,13 +136,14 @@ def show_result(result: RunResult, journal) -> None:
         console.print(f"Improvement over the baseline run: {report['improvement_pct']:+.2f} %")
     console.print(f"Report: {result.report} and {(result.values.get('report') or {}).get('html')}")
     task = load_task(result.values["task_dir"])
-    if task.answers_path:
+    if task.answers_path and result.submission is not None:
         grade = grade_submission(task, result.submission)
         console.print(f"Graded with the hidden answers: {grade.metric} = {fmt(grade.score)}")
 
 
 def show_review(result: RunResult) -> None:
     review = result.review
+    assert review is not None  # status "review" means a pending review (graph.client.status_of)
     console.print(f"\n[bold yellow]Waiting for your review[/] of the {review.point} proposal of {result.run_id}:")
     console.print_json(data=review.proposal)
     if review.problem:
@@ -336,9 +337,13 @@ def status(
 ) -> None:
     """List runs, or show one run: state, best score, model and script usage."""
     journal = open_journal(str(journal_path))
-    rows = [journal.get_run(run_id)] if run_id else journal.runs()
-    if run_id and rows[0] is None:
-        fail(f"No run {run_id} in {journal_path}.")
+    if run_id:
+        row = journal.get_run(run_id)
+        if row is None:
+            fail(f"No run {run_id} in {journal_path}.")
+        rows = [row]
+    else:
+        rows = journal.runs()
     table = Table("run", "task", "status", "best validation score", "updated", "submission", "stop reason")
     for row in rows:
         updated = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["updated_at"]))
@@ -389,7 +394,7 @@ def grade(
         task = load_task(task_dir)
     except TaskError as exc:
         fail(str(exc))
-    result = grade_submission(task, submission, answers)
+    result = grade_submission(task, submission, None if answers is None else str(answers))
     if not result.valid:
         console.print("[bold red]Invalid submission:[/]")
         for problem in result.problems:

@@ -309,7 +309,7 @@ class MleStar:
 
 def state_changes_for(changed: dict, ctx: Context) -> dict:
     """Settings the meta loop copied into its state at the start: a fork must change them there too."""
-    changes = {}
+    changes: dict[str, Any] = {}
     if "num_runs" in changed:
         changes["runs_planned"] = ctx.num_runs
     if {"computational_budget_s", "early_stop_patience"} & changed.keys():

@@ -11,6 +11,7 @@ import json
 import math
 import tempfile
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
@@ -284,7 +285,7 @@ def check_writable(name: str, path: str | Path, *, is_file: bool = False) -> Non
     """ConfigError unless `path` (a folder, or a file when `is_file`) can be written; creates nothing."""
     path = Path(path)
     if is_file and path.is_dir():
-        problem = f"{path} is a folder, not a file"
+        problem: str | None = f"{path} is a folder, not a file"
     else:
         problem = _unusable_folder(path.parent if is_file else path)
     if problem:
@@ -308,7 +309,7 @@ def preflight(ctx: Context) -> Context:
     return ctx
 
 
-def run_context(state: dict, runtime) -> Context:
+def run_context(state: Mapping[str, Any], runtime) -> Context:
     """The settings of this run: the graph's context with the run's own overrides (set by the meta loop)."""
     overrides = state.get("overrides") or {}
     return replace(runtime.context, **overrides) if overrides else runtime.context

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from dataclasses import MISSING, fields
+from dataclasses import fields
 from pathlib import Path
 
 from graph.context import SETTING_GROUPS, Context, choice_fields
@@ -32,7 +32,7 @@ def configuration_markdown() -> str:
         lines += ["", f"## {group}", "", "| setting | type | default | min | max | description |",
                   "|---|---|---|---|---|---|"]
         for f in (by_name[name] for name in names):
-            default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+            default = f.default_factory() if callable(f.default_factory) else f.default
             shown = f"`{default!r}`" if default != "" else "`''`"
             kind = " or ".join(f"`{c}`" for c in choices[f.name]) if f.name in choices else type(default).__name__
             lines.append(f"| `{f.name}` | {_cell(kind)} | {_cell(shown)} | {_cell(f.metadata.get('ge'))} | "

@@ -4,7 +4,9 @@ and the context through unchecked. The messages are the CLI's."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, fields
+from typing import Any
 
 from graph.checkpoint import thread_id_for
 from graph.context import ConfigError, Context, build_context
@@ -30,7 +32,7 @@ def check_context(ctx: Context) -> Context:
     return ctx
 
 
-def check_input(state: dict, graph: str, *, run_id_key: str, run_id_required: bool) -> None:
+def check_input(state: Mapping[str, Any], graph: str, *, run_id_key: str, run_id_required: bool) -> None:
     """The graph's input: `task_dir` a path string; the run's name (meta_id / run_id) a valid run id."""
     task_dir = state.get("task_dir")
     if not isinstance(task_dir, str) or not task_dir.strip():

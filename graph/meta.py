@@ -8,59 +8,15 @@ The whole loop is one checkpointed thread. A finished thread is extended by rais
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from langgraph.graph import END, START, StateGraph
-from pydantic import Field
-from typing_extensions import Required, TypedDict
 
 from graph.context import Context
 from graph.pipeline import build_graph as build_pipeline
 from graph.routing import should_continue
-from graph.state import FloorResult, RunSteering, Solution
+from graph.state import MetaInput, MetaOutput, MetaState
 from nodes.enhance import enhance
 from nodes.meta_loop import plan_run, record
 from nodes.report import report
-
-
-class MetaInput(TypedDict, total=False):
-    """What starts a run of the meta loop (Studio's input form); settings go in the context."""
-
-    task_dir: Required[Annotated[str, Field(description="Task folder: description.md or task.json, train.csv, "
-                                                        "test.csv and a sample submission.")]]
-    meta_id: Annotated[str, Field(description="Name of the run (optional; default: the thread id). A name "
-                                              "must match the thread: thread_id_for(name), see docs/api.md.")]
-    from_journal: Annotated[bool, Field(description="Rebuild a run whose checkpoints were lost: its pipeline "
-                                                    "runs keep their names, so every finished model answer and "
-                                                    "script comes from the journal (set by `mlestar resume`).")]
-
-
-class MetaOutput(TypedDict, total=False):
-    """What a finished run hands back: the report, the best run and every run's summary."""
-
-    meta_id: str
-    task: dict                  # name, metric, lower_is_better
-    report: dict                # best_submission, markdown, html, improvement_pct...
-    champion: dict              # the best run
-    history: list[dict]         # one summary per finished run
-    enhancements: list[dict]
-
-
-class MetaState(MetaInput, MetaOutput, RunSteering, total=False):
-    started_at: float
-    runs_planned: int
-    stop_rules: dict            # budget_s, patience: copied from the context by the first plan_run
-    # the current run (pipeline subgraph input and output)
-    run_id: str
-    workspace_dir: str
-    run_started_at: float
-    status: str
-    stop_reason: str
-    submission: dict
-    best: Solution
-    floor: list[FloorResult]
-    lane_results: list[dict]
-    ensemble_rounds: list[dict]
 
 
 def build_meta_graph(checkpointer=None):

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import cast
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointMetadata
 
 FORK_NODE = "plan_run"
 
@@ -37,7 +39,7 @@ class Checkpoint:
         return self.next == (FORK_NODE,) and self.runs_done > 0
 
 
-def thread_config(thread_id: str, checkpoint_id: str | None = None) -> dict:
+def thread_config(thread_id: str, checkpoint_id: str | None = None) -> RunnableConfig:
     configurable = {"thread_id": thread_id, "checkpoint_ns": ""}
     if checkpoint_id:
         configurable["checkpoint_id"] = checkpoint_id
@@ -53,13 +55,13 @@ def branches(snapshots: list) -> dict[str, int]:
     (a replay from an earlier checkpoint on the same thread, as Studio's fork does). Checkpoint ids grow
     with time, so sorting by id is sorting by creation."""
     numbers: dict[str, int] = {}
-    has_child: set[str] = set()
+    has_child: set[str | None] = set()
     for snapshot in sorted(snapshots, key=lambda s: s.config["configurable"]["checkpoint_id"]):
         own, parent = snapshot.config["configurable"]["checkpoint_id"], parent_id(snapshot)
         if parent in has_child:
             numbers[own] = max(numbers.values()) + 1
         else:
-            numbers[own] = numbers.get(parent, 0)
+            numbers[own] = numbers.get(parent, 0) if parent is not None else 0
         has_child.add(parent)
     return numbers
 
@@ -115,7 +117,10 @@ def fork_thread(graph, saver: BaseCheckpointSaver, source_id: str, step: int, ne
     if saver.get_tuple(thread_config(new_id)) is not None:
         raise ForkError(f"Thread {new_id} already exists; pick another id for the fork.")
     source = saver.get_tuple(thread_config(source_id, point.checkpoint_id))
-    metadata = {**source.metadata, "source": "fork", "forked_from": f"{source_id}@{step}"}
+    if source is None:
+        raise ForkError(f"Checkpoint {point.checkpoint_id} of thread {source_id} is gone; nothing to fork.")
+    # savers keep any metadata key; CheckpointMetadata only lists langgraph's own
+    metadata = cast(CheckpointMetadata, {**source.metadata, "source": "fork", "forked_from": f"{source_id}@{step}"})
     saved = saver.put(thread_config(new_id), source.checkpoint, metadata, source.checkpoint["channel_versions"])
     history = graph.get_state(saved).values.get("history") or []
     changes = {"started_at": time.time() - sum(run["duration_s"] for run in history), **(state_changes or {})}

@@ -11,13 +11,16 @@ else on the submission board.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from langgraph.runtime import Runtime
 
 from graph.context import Context, run_context
+from graph.state import BlendResult, PipelineState, Solution
 from nodes.common import distinct, emit, ranked, task_of
 from nodes.debug import attempt_dir, execute
 from nodes.ensemble import final_candidates
@@ -31,13 +34,14 @@ from runtime.predictions import ROW, VAL_FILE, PredictionError, Predictions, rea
 from runtime.task import Task, read_csv, validate_submission
 
 
-def members_of(state: dict, limit: int) -> list[dict]:
+def members_of(state: Mapping[str, Any], limit: int) -> list[Solution]:
     """Scored solutions with distinct code, best first: the floor's, the lanes' and the ensemble rounds'."""
     task = task_of(state)
     return distinct(ranked([*floor_solutions(state), *final_candidates(state)], task.lower_is_better))[:limit]
 
 
-def aligned_predictions(task: Task, input_dir: str, members: list[dict]) -> tuple[list[dict], list[Predictions]]:
+def aligned_predictions(task: Task, input_dir: str,
+                        members: list[Solution]) -> tuple[list[Solution], list[Predictions]]:
     """Members with saved predictions, each cut to one common set of validation rows, sorted by row.
 
     The common rows are the row set (one of the members') that most members cover, the best member's
@@ -65,7 +69,7 @@ def aligned_predictions(task: Task, input_dir: str, members: list[dict]) -> tupl
     return kept, preds
 
 
-def test_submission(ctx: Context, state: dict, member: dict, index: int) -> Path | None:
+def test_submission(ctx: Context, state: Mapping[str, Any], member: Solution, index: int) -> Path | None:
     """A valid submission made by the member's own model: the one beside it, or one from setting its flag."""
     task = task_of(state)
     beside = Path(member["path"]) / board.SUBMISSION
@@ -108,7 +112,7 @@ def write_blend(folder: Path, task: Task, ids: pd.Series, test: np.ndarray, rows
     return atomic_write_text(folder / board.SUBMISSION, frame(task.id_column, ids, test))
 
 
-def blend(state: dict, runtime: Runtime[Context]) -> dict:
+def blend(state: PipelineState, runtime: Runtime[Context]) -> dict:
     ctx = run_context(state, runtime)
     task = task_of(state)
     if task.prediction not in BLENDABLE:
@@ -128,13 +132,14 @@ def blend(state: dict, runtime: Runtime[Context]) -> dict:
             members, preds = [members[i] for i in keep], [preds[i] for i in keep]
             tests = {keep.index(i): path for i, path in tests.items() if i in keep}
             continue
-        return blended(ctx, state, task, members, preds, selection, tests)
+        return blended(ctx, state, task, members, preds, selection,
+                       {i: path for i, path in tests.items() if path is not None})  # (the selected all have one)
     reason = selection.reason if len(members) >= 2 else f"{len(members)} member(s) with saved predictions"
     emit(node="blend", event="skipped", reason=reason)
     return {"blend": {"accepted": False, "reason": reason, "members": [m["origin"] for m in members]}}
 
 
-def blended(ctx: Context, state: dict, task: Task, members: list[dict], preds: list[Predictions],
+def blended(ctx: Context, state: Mapping[str, Any], task: Task, members: list[Solution], preds: list[Predictions],
             selection: Selection, tests: dict[int, Path]) -> dict:
     order = list(selection.weights)
     ids, first = test_predictions(task, tests[order[0]], None)
@@ -145,9 +150,9 @@ def blended(ctx: Context, state: dict, task: Task, members: list[dict], preds: l
     csv = write_blend(folder, task, ids, test, preds[0].rows, val)
     problems = validate_submission(task, csv)
     weights = {members[i]["origin"]: count for i, count in selection.weights.items()}
-    record = {"accepted": not problems, "reason": "; ".join(problems) or selection.reason, "weights": weights,
-              "score": selection.score, "check_score": selection.check_score,
-              "best_single_check_score": selection.best_single_check_score, "path": str(folder)}
+    record: BlendResult = {"accepted": not problems, "reason": "; ".join(problems) or selection.reason,
+                           "weights": weights, "score": selection.score, "check_score": selection.check_score,
+                           "best_single_check_score": selection.best_single_check_score, "path": str(folder)}
     if not problems and board.offer(state["workspace"], csv, score=selection.score, source="blend",
                                     lower_is_better=task.lower_is_better,
                                     started_at=run_started_at(ctx, state["run_id"])):

@@ -11,8 +11,9 @@ reviewer model when the static check finds nothing). A reviewer answer that cann
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from graph.context import Context
 from nodes.common import emit, task_header, task_of
@@ -51,7 +52,7 @@ def verdict_parser(flag: str) -> Callable[[str], str | None]:
     return parse
 
 
-def review(ctx: Context, state: dict, *, template: str, schema: dict, flag: str, code: str,
+def review(ctx: Context, state: Mapping[str, Any], *, template: str, schema: dict, flag: str, code: str,
            call_key: str) -> list[str]:
     prompt = template.format(task_header=task_header(task_of(state), state["data_summary"]), code=code)
     try:
@@ -63,7 +64,7 @@ def review(ctx: Context, state: dict, *, template: str, schema: dict, flag: str,
     return [finding] if finding else []
 
 
-def leakage_problems(ctx: Context, state: dict, code: str, call_key: str) -> list[str]:
+def leakage_problems(ctx: Context, state: Mapping[str, Any], code: str, call_key: str) -> list[str]:
     if ctx.leakage_check == "off":
         return []
     findings = leakage_findings(code)
@@ -73,7 +74,7 @@ def leakage_problems(ctx: Context, state: dict, code: str, call_key: str) -> lis
     return findings
 
 
-def usage_problems(ctx: Context, state: dict, code: str, call_key: str) -> list[str]:
+def usage_problems(ctx: Context, state: Mapping[str, Any], code: str, call_key: str) -> list[str]:
     if ctx.usage_check == "off":
         return []
     task = task_of(state)
@@ -85,7 +86,7 @@ def usage_problems(ctx: Context, state: dict, code: str, call_key: str) -> list[
     return findings
 
 
-def validation_checks(ctx: Context, state: dict, *, usage: bool = False):
+def validation_checks(ctx: Context, state: Mapping[str, Any], *, usage: bool = False):
     """The advisory check of a scored validation script: leakage always, data usage when `usage`."""
     if ctx.leakage_check == "off" and (not usage or ctx.usage_check == "off"):
         return None

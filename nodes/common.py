@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Mapping
+from typing import Any, Iterable, TypeVar
 
 from langgraph.config import get_stream_writer
 
 from graph.context import Context
+from graph.state import Goal
 from prompts.common import PREDICTION_NOTES, SCRIPT_RULES, TASK_HEADER
 from runtime.task import Task
 
 DESCRIPTION_LIMIT = 1800
+#: a solution record: graph.state.Solution, or a plain dict with its keys
+SolutionT = TypeVar("SolutionT", bound=Mapping[str, Any])
 
 
-def task_of(state: dict) -> Task:
+def task_of(state: Mapping[str, Any]) -> Task:
     return Task.from_dict(state["task"])
 
 
@@ -35,16 +39,17 @@ def not_worse(score: float | None, than: float | None, lower_is_better: bool) ->
     return score is not None and (than is None or score == than or is_better(score, than, lower_is_better))
 
 
-def ranked(solutions: Iterable[dict | None], lower_is_better: bool) -> list[dict]:
+def ranked(solutions: Iterable[SolutionT | None], lower_is_better: bool) -> list[SolutionT]:
     """Scored solutions, best first."""
     scored = [s for s in solutions if s and s.get("score") is not None]
     return sorted(scored, key=lambda s: s["score"], reverse=not lower_is_better)
 
 
-def distinct(solutions: Iterable[dict]) -> list[dict]:
+def distinct(solutions: Iterable[SolutionT]) -> list[SolutionT]:
     """Solutions with different code, first of each kept: merging or ensembling a script with itself
     costs model calls and script runs and cannot help (e.g. the champion's code re-found by a lane)."""
-    seen, kept = set(), []
+    seen: set[str] = set()
+    kept: list[SolutionT] = []
     for solution in solutions:
         key = solution["code"].strip()
         if key not in seen:
@@ -53,7 +58,7 @@ def distinct(solutions: Iterable[dict]) -> list[dict]:
     return kept
 
 
-def goals_for(state: dict, phase: str) -> list[dict]:
+def goals_for(state: Mapping[str, Any], phase: str) -> list[Goal]:
     """The meta loop's goals aimed at `phase` (refinement, ensemble, submission), most important first;
     none in a plain pipeline run."""
     return sorted((g for g in state.get("goals", []) if g.get("target_agent_phase") == phase),

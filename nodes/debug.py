@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from graph.context import Context
+from graph.state import Solution
 from nodes.common import emit, script_rules, task_header, task_of
 from nodes.llm import NO_ANSWER, ask, time_left
 from prompts.debug import FIX_FOLLOWUP, FIX_SCRIPT, NO_PREDICTIONS, NO_SCORE, REFUSED
@@ -25,7 +27,7 @@ Check = Callable[[ExecutionResult], str | None]
 Advisory = Callable[[str, ExecutionResult], str | None]
 
 
-def attempt_dir(state: dict, exec_key: str) -> Path:
+def attempt_dir(state: Mapping[str, Any], exec_key: str) -> Path:
     return Path(state["workspace"]) / "attempts" / re.sub(r"[^A-Za-z0-9_.-]+", "_", exec_key)
 
 
@@ -44,7 +46,7 @@ def script_time_limit(ctx: Context, run_id: str, exec_key: str) -> float:
     return ctx.script_timeout_s if left is None else min(ctx.script_timeout_s, max(0.0, left))
 
 
-def rescored(result: ExecutionResult, state: dict) -> ExecutionResult:
+def rescored(result: ExecutionResult, state: Mapping[str, Any]) -> ExecutionResult:
     """The result scored by the agent from the script's saved validation predictions.
 
     The printed score is kept as `printed_score`; when the two disagree, `score_note` says so (a finding the
@@ -61,7 +63,8 @@ def rescored(result: ExecutionResult, state: dict) -> ExecutionResult:
     return dataclasses.replace(result, score=score, printed_score=result.score, score_note=note)
 
 
-def execute(ctx: Context, state: dict, *, code: str, exec_key: str, scored: bool = True) -> ExecutionResult:
+def execute(ctx: Context, state: Mapping[str, Any], *, code: str, exec_key: str,
+            scored: bool = True) -> ExecutionResult:
     """Run `code` once, or return the recorded result of the identical finished run.
 
     `scored`: the agent recomputes the score from the script's saved predictions (every script but an
@@ -124,10 +127,10 @@ def fix_request(code: str, problem: str, *, origin: str | None,
     return FIX_FOLLOWUP.format(error=problem), ((origin, f"```python\n{code.rstrip()}\n```"),)
 
 
-def run_with_debugging(ctx: Context, state: dict, *, code: str, exec_key: str, node: str,
+def run_with_debugging(ctx: Context, state: Mapping[str, Any], *, code: str, exec_key: str, node: str,
                        check: Check | None = None, advisory: Advisory | None = None,
                        rules: str | None = None, scored: bool = True,
-                       origin: str | None = None) -> tuple[dict | None, ExecutionResult]:
+                       origin: str | None = None) -> tuple[Solution | None, ExecutionResult]:
     """Run a script; while it fails, ask the coder for a fix (at most ctx.debug_rounds times).
 
     `check` must pass for a scored script to count (e.g. a valid submission). `advisory` findings
@@ -138,11 +141,11 @@ def run_with_debugging(ctx: Context, state: dict, *, code: str, exec_key: str, n
     Returns (solution or None, last result); a solution is {code, score, path}.
     """
     task = task_of(state)
-    flagged = None
+    flagged: Solution | None = None
     for round_ in range(ctx.debug_rounds + 1):
         result = execute(ctx, state, code=code, exec_key=keys.debug_round(exec_key, round_), scored=scored)
         problem = failure_report(result) if not result.succeeded else (check(result) if check else None)
-        solution = {"code": code, "score": result.score, "path": result.attempt_dir}
+        solution: Solution = {"code": code, "score": result.score, "path": result.attempt_dir}
         if problem is None and result.succeeded and advisory is not None:
             problem = advisory(code, result)
             if problem and flagged is None:

@@ -8,11 +8,13 @@ unusable answer never stops the loop: the next run then gets the safe default (n
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict
 
 from langgraph.runtime import Runtime
 
 from graph.context import ENHANCER_KNOBS, ConfigError, Context, coerce_value
+from graph.state import MetaState, RunSummary
 from nodes.common import emit, fmt_score
 from nodes.human_review import ask_person, wants_review
 from nodes.llm import NO_ANSWER, ask
@@ -111,7 +113,7 @@ def reviewed(enhancement: dict) -> dict:
     return {**enhancement, "reviewed": "approved"}
 
 
-def digest_run(run: dict) -> str:
+def digest_run(run: RunSummary) -> str:
     """A few lines per lane and phase: scores, plans and their effect, failures. Never raw state."""
     lines = [f"status {run.get('status')}, best validation score {fmt_score(run.get('best_score'))} "
              f"from {run.get('best_origin') or '-'}, {run.get('duration_s', 0):.0f} s, "
@@ -130,7 +132,7 @@ def digest_run(run: dict) -> str:
     return "\n".join(lines)
 
 
-def history_lines(history: list[dict]) -> str:
+def history_lines(history: Sequence[RunSummary]) -> str:
     return "\n".join(f"run {h['run_index']}: {h['status']}, score {fmt_score(h['best_score'])}, "
                      f"{h['duration_s']:.0f} s, settings changed: {h.get('overrides') or 'none'}"
                      for h in history)
@@ -142,7 +144,7 @@ def knob_lines(ctx: Context) -> str:
                      for name, b in ENHANCER_KNOBS.items())
 
 
-def enhance(state: dict, runtime: Runtime[Context]) -> dict:
+def enhance(state: MetaState, runtime: Runtime[Context]) -> dict:
     history = state["history"]
     last, champion = history[-1], state.get("champion")
     ctx = runtime.context

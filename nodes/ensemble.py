@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from langgraph.runtime import Runtime
 
 from graph.context import Context, run_context
+from graph.state import EnsembleRound, PipelineState, Solution
 from nodes.checks import validation_checks
 from nodes.common import direction, distinct, emit, fmt_score, goals_for, ranked, script_rules, task_header, task_of
 from nodes.debug import run_with_debugging
@@ -15,17 +19,17 @@ from runtime import keys
 from runtime.parsing import extract_code
 
 
-def lane_solutions(state: dict) -> list[dict]:
+def lane_solutions(state: Mapping[str, Any]) -> list[Solution]:
     results = sorted(state.get("lane_results", []), key=lambda r: r["lane"])
     return distinct(r["solution"] for r in results if r.get("solution") and r["solution"].get("score") is not None)
 
 
-def ensemble_focus(state: dict) -> str:
+def ensemble_focus(state: Mapping[str, Any]) -> str:
     goals = goals_for(state, "ensemble")
     return f"Primary focus: {goals[0]['focus']}\n" if goals else P.DEFAULT_FOCUS + "\n"
 
 
-def ensemble(state: dict, runtime: Runtime[Context]) -> dict:
+def ensemble(state: PipelineState, runtime: Runtime[Context]) -> dict:
     ctx = run_context(state, runtime)
     task = task_of(state)
     solutions = lane_solutions(state)
@@ -41,7 +45,8 @@ def ensemble(state: dict, runtime: Runtime[Context]) -> dict:
                                          scores=", ".join(fmt_score(s["score"]) for s in solutions),
                                          tried=f"Tried so far:\n{tried}" if tried else "",
                                          focus=ensemble_focus(state) if r == 0 else goals_note(state, "ensemble"))
-    solution, plan = None, P.DEFAULT_FOCUS
+    solution: Solution | None = None
+    plan = P.DEFAULT_FOCUS
     try:
         plan = ask(ctx, run_id=state["run_id"], node="ensemble", role="planner", call_key=keys.pipeline_key("ensemble", f"r{r}", "plan"),
                    prompt=plan_prompt, parse=lambda text: text.strip()[:600] or P.DEFAULT_FOCUS)
@@ -57,12 +62,12 @@ def ensemble(state: dict, runtime: Runtime[Context]) -> dict:
     except NO_ANSWER:
         pass
     emit(node="ensemble", event="round", round=r, score=solution and solution["score"])
-    record = {"round": r, "plan": plan, "score": solution and solution["score"],
-              "solution": solution and {**solution, "origin": f"ensemble:r{r}"}}
+    record: EnsembleRound = {"round": r, "plan": plan, "score": None if solution is None else solution["score"],
+                             "solution": None if solution is None else {**solution, "origin": f"ensemble:r{r}"}}
     return {"ensemble_rounds": [*rounds, record]}
 
 
-def final_candidates(state: dict) -> list[dict]:
+def final_candidates(state: Mapping[str, Any]) -> list[Solution]:
     """Every scored solution of the run, best validation score first (ties: single solutions first)."""
     task = task_of(state)
     pool = lane_solutions(state) + [x["solution"] for x in state.get("ensemble_rounds", []) if x["solution"]]

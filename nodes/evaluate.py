@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from langgraph.runtime import Runtime
 
 from graph.context import Context, run_context
+from graph.state import Candidate, LaneState, RetrievedApproach, Solution
 from nodes.checks import validation_checks
 from nodes.common import distinct, emit, ranked, script_rules, task_header, task_of
 from nodes.debug import run_with_debugging
@@ -14,7 +18,7 @@ from runtime import keys
 from runtime.parsing import extract_code
 
 
-def evaluate_approach(ctx: Context, state: dict, approach: dict) -> dict | None:
+def evaluate_approach(ctx: Context, state: Mapping[str, Any], approach: RetrievedApproach) -> Solution | None:
     """The model's first script for the approach. Under a time budget, an approach the floor already ran
     keeps the floor's tested code instead: a slow model would spend minutes writing the same script again,
     time the refinement steps use better."""
@@ -36,7 +40,7 @@ def evaluate_approach(ctx: Context, state: dict, approach: dict) -> dict | None:
     return solution and {**solution, "origin": f"candidate:{approach['key']}"}
 
 
-def catalog_fallback(ctx: Context, state: dict) -> dict | None:
+def catalog_fallback(ctx: Context, state: Mapping[str, Any]) -> Solution | None:
     """The catalog's tested example code, run as is: a floor for lanes where no generated script worked."""
     for approach in state["approaches"]:
         solution, _ = run_with_debugging(ctx, state, code=approach["example_code"],
@@ -47,16 +51,16 @@ def catalog_fallback(ctx: Context, state: dict) -> dict | None:
     return None
 
 
-def floor_solutions(state: dict) -> list[dict]:
+def floor_solutions(state: Mapping[str, Any]) -> list[Solution]:
     """The floor's results for this lane's approaches, as solutions (they ran before the search: no new run)."""
     return [{"code": f["code"], "score": f["score"], "path": f["path"], "origin": f"catalog:{f['key']}"}
             for f in state.get("floor", [])]
 
 
-def evaluate(state: dict, runtime: Runtime[Context]) -> dict:
+def evaluate(state: LaneState, runtime: Runtime[Context]) -> dict:
     ctx = run_context(state, runtime)
     task = task_of(state)
-    candidates = []
+    candidates: list[Candidate] = []
     for approach in state["approaches"]:
         solution = evaluate_approach(ctx, state, approach)
         candidates.append({"key": approach["key"], "title": approach["title"], "solution": solution})
@@ -74,7 +78,7 @@ def evaluate(state: dict, runtime: Runtime[Context]) -> dict:
     if not start and ctx.catalog_fallback:
         fallback = catalog_fallback(ctx, state)
         start = [fallback] if fallback else []
-    chosen = start[0] if start else {}
+    chosen: Solution = start[0] if start else {}
     return {"candidates": candidates, "solution": chosen,
             "start": {"origin": chosen.get("origin"), "score": chosen.get("score")} if chosen else {},
             "merge_queue": order[1:], "merges": [], "step": 0, "ablations": [], "refined_blocks": [],

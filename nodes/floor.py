@@ -15,6 +15,7 @@ from pathlib import Path
 from langgraph.runtime import Runtime
 
 from graph.context import Context, run_context
+from graph.state import FloorResult, PipelineState
 from nodes.common import emit, task_of
 from nodes.debug import execute
 from nodes.llm import run_started_at, time_left
@@ -32,13 +33,14 @@ def fits(durations: list[float], left: float | None) -> bool:
     return left is None or not durations or statistics.median(durations) <= FLOOR_SHARE * left
 
 
-def floor(state: dict, runtime: Runtime[Context]) -> dict:
+def floor(state: PipelineState, runtime: Runtime[Context]) -> dict:
     ctx = run_context(state, runtime)
     task = task_of(state)
     if ctx.floor_approaches == 0:
         return {"floor": []}
     started_at = run_started_at(ctx, state["run_id"])
-    results, durations = [], []
+    results: list[FloorResult] = []
+    durations: list[float] = []
     for approach in applicable(task)[:ctx.floor_approaches]:
         if not fits(durations, time_left(ctx, state["run_id"])):
             emit(node="floor", event="skipped", key=approach.key, reason="expected time exceeds the time left")
@@ -49,7 +51,7 @@ def floor(state: dict, runtime: Runtime[Context]) -> dict:
         csv = Path(result.attempt_dir) / board.SUBMISSION
         valid = result.succeeded and not validate_submission(task, csv)
         emit(node="floor", event="script", key=approach.key, status=result.status, score=result.score)
-        if not valid:
+        if not valid or result.score is None:  # (a script that succeeded has a score)
             continue
         source = f"floor:{approach.key}"
         if board.offer(state["workspace"], csv, score=result.score, source=source,

@@ -48,7 +48,9 @@ def ask_person(point: str, proposal: dict, how_to_edit: str,
         answer = interrupt({"review": point, "proposal": proposal, "actions": list(ACTIONS),
                             "edit": how_to_edit, "problem": problem})
         decision, problem = parse_decision(answer)
-        if decision and decision["action"] == "edit":
+        if decision is None:  # problem says why
+            continue
+        if decision["action"] == "edit":
             problem = check_edit(decision["edit"])
         if problem is None:
             return decision

@@ -141,20 +141,19 @@ def _answer(ctx: Context, *, run_id: str, node: str, role: str, call_key: str,
     if problem:
         raise BudgetExhausted(f"{role} not asked for {call_key}: {problem}")
     spec = ctx.role_model(role)
-    model: Runnable = chat_model(spec, ctx.temperature, ctx.max_tokens, ctx.model_timeout_s, ctx.model_retries,
-                                 ctx.hf_quantization)
-    if schema is not None:
-        model = json_mode(model, spec, schema, ctx.structured_output)
+    chat = chat_model(spec, ctx.temperature, ctx.max_tokens, ctx.model_timeout_s, ctx.model_retries,
+                      ctx.hf_quantization)
+    model: Runnable = chat if schema is None else json_mode(chat, spec, schema, ctx.structured_output)
     with request_slot(spec, request_limits(ctx.rate_limits), journal.request_count):
         deadline = (lambda: None) if role in UNBUDGETED_ROLES else (lambda: time_left(ctx, run_id))
         reply, latency = _invoke(model, spec, messages, deadline, ctx.model_timeout_s)
         text = reply.content if isinstance(reply.content, str) else str(reply.content)
         usage = getattr(reply, "usage_metadata", None) or {}
         tokens_in, tokens_out = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
-        cached = (usage.get("input_token_details") or {}).get("cache_read") or 0
+        cache_read = (usage.get("input_token_details") or {}).get("cache_read") or 0
         journal.record_answer(run_id=run_id, node=node, role=role, model=spec, call_key=call_key, prompt=prompt,
                               answer=text, tokens_in=tokens_in, tokens_out=tokens_out, latency_s=latency,
-                              tokens_cached=cached,
+                              tokens_cached=cache_read,
                               cost_usd=call_cost(spec, tokens_in, tokens_out, model_prices(ctx.model_prices)))
     return text
 

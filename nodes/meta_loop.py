@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
 
 from graph.context import Context
 from graph.inputs import check_context, check_input, check_thread
+from graph.state import Enhancement, LaneResult, LaneSummary, MetaState, RunSummary, Solution
 from nodes.common import emit, is_better, ranked
 from nodes.ensemble import final_candidates
 from nodes.evaluate import floor_solutions
@@ -21,20 +24,20 @@ from runtime.journal import open_journal
 from runtime.task import load_task
 
 
-def champion_of(history: list[dict], lower_is_better: bool) -> dict | None:
+def champion_of(history: Sequence[RunSummary], lower_is_better: bool) -> RunSummary | None:
     """The best run so far (ties: the earliest), not merely the latest one."""
-    best = None
+    best: RunSummary | None = None
     for run in history:
-        if is_better(run.get("best_score"), best and best.get("best_score"), lower_is_better):
+        if is_better(run.get("best_score"), None if best is None else best.get("best_score"), lower_is_better):
             best = run
     return best
 
 
-def meta_workspace(state: dict, ctx: Context) -> Path:
+def meta_workspace(state: Mapping[str, Any], ctx: Context) -> Path:
     return (Path(ctx.workspace_root) / state["task"]["name"] / state["meta_id"]).resolve()
 
 
-def register_run(state: dict, task, ctx: Context) -> str:
+def register_run(state: Mapping[str, Any], task, ctx: Context) -> str:
     """The run's name, and its journal row for a run started through the API (the CLI and the Python client
     write it before they start): without a name the run is named after its thread, so `mlestar` finds it."""
     thread_id = get_config()["configurable"]["thread_id"]
@@ -46,7 +49,7 @@ def register_run(state: dict, task, ctx: Context) -> str:
     return meta_id
 
 
-def plan_run(state: dict, runtime: Runtime[Context]) -> dict:
+def plan_run(state: MetaState, runtime: Runtime[Context]) -> dict:
     """Configuration of the next run: the user's settings, then the last Enhancer's overrides and goals."""
     ctx = check_context(runtime.context)
     update: dict = {}
@@ -78,7 +81,7 @@ def plan_run(state: dict, runtime: Runtime[Context]) -> dict:
             "warm_start": warm or {}, "floor": []}
 
 
-def compact_lanes(lane_results: list[dict]) -> list[dict]:
+def compact_lanes(lane_results: Sequence[LaneResult] | None) -> list[LaneSummary]:
     return [{"lane": r["lane"], "score": (r.get("solution") or {}).get("score"), "start": r.get("start") or {},
              "candidates": r.get("candidates", []), "merges": r.get("merges", []), "history": r.get("history", []),
              "ablations": [{"step": a["step"], "summary": a["summary"][:400], "original": a.get("original"),
@@ -90,7 +93,7 @@ def write_json_atomic(path: Path, data) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
-def history_file(history: list[dict], enhancements: list[dict]) -> list[dict]:
+def history_file(history: Sequence[RunSummary], enhancements: Sequence[Enhancement]) -> list[dict]:
     """run_history.json: the seed document's format (run_id, status, start_time_iso, duration_seconds,
     best_score, best_solution_path, config_used, enhancer_rationale, enhancer_output) plus our extras."""
     after = {e["after_run"]: e for e in enhancements}
@@ -98,24 +101,25 @@ def history_file(history: list[dict], enhancements: list[dict]) -> list[dict]:
         "run_id": h["run_index"], "status": h["status"], "start_time_iso": h["start_time_iso"],
         "duration_seconds": round(h["duration_s"], 1), "best_score": h["best_score"],
         "best_solution_path": h["best_solution_path"], "config_used": h["config"],
-        "enhancer_rationale": (h["shaped_by"] or {}).get("strategic_summary") or "Baseline run.",
+        "enhancer_rationale": (h["shaped_by"].get("strategic_summary") if h["shaped_by"] else None) or "Baseline run.",
         "enhancer_output": {k: v for k, v in after.get(h["run_index"], {}).items() if k != "after_run"},
         "thread_run_id": h["run_id"], "submission_path": h["submission_path"], "stop_reason": h["stop_reason"],
     } for h in history]
 
 
-def submitted_solution(state: dict) -> dict | None:
+def submitted_solution(state: Mapping[str, Any]) -> Solution | None:
     """The script behind the run's submission, as the board's source names it: a lane's or an ensemble round's
     solution, or the floor's catalog code. The blend combines several scripts' predictions and has no script of
     its own: then, as when nothing was submitted, the best single solution. None when nothing scored."""
     source = (state.get("submission") or {}).get("source")
     floor = dict(zip((f"floor:{f['key']}" for f in state.get("floor", [])), floor_solutions(state)))
     candidates = final_candidates(state)
-    chosen = floor.get(source) or next((s for s in candidates if s.get("origin") == source), None)
+    chosen = (None if source is None else floor.get(source)) or next(
+        (s for s in candidates if s.get("origin") == source), None)
     return chosen or next(iter(ranked([*candidates, *floor.values()], state["task"]["lower_is_better"])), None)
 
 
-def record(state: dict, runtime: Runtime[Context]) -> dict:
+def record(state: MetaState, runtime: Runtime[Context]) -> dict:
     ctx = runtime.context
     index = len(state["history"])
     best = [s for s in [submitted_solution(state)] if s]
@@ -123,7 +127,7 @@ def record(state: dict, runtime: Runtime[Context]) -> dict:
     usage = open_journal(ctx.journal_path).usage(state["run_id"])
     enhancement = state["enhancements"][-1] if state["enhancements"] and index > 0 else None
     config = asdict(replace(ctx, **(state.get("overrides") or {})))
-    summary = {
+    summary: RunSummary = {
         "run_index": index, "run_id": state["run_id"], "status": state.get("status", "failed"),
         "stop_reason": state.get("stop_reason"),
         "start_time_iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(state["run_started_at"])),

@@ -11,6 +11,7 @@ from langgraph.runtime import Runtime
 
 from graph.context import Context, run_context
 from graph.inputs import check_context, check_input
+from graph.state import PipelineState
 from nodes.common import emit
 from nodes.llm import ask
 from prompts.task import METRIC_SCHEMA
@@ -52,7 +53,7 @@ def metric_answer(text: str) -> str:
     return json.dumps(data)
 
 
-def prepare(state: dict, runtime: Runtime[Context]) -> dict:
+def prepare(state: PipelineState, runtime: Runtime[Context]) -> dict:
     check_input(state, "pipeline", run_id_key="run_id", run_id_required=True)
     check_context(runtime.context)
     ctx = run_context(state, runtime)

@@ -7,9 +7,22 @@ that sees every earlier plan with its score). Every inner attempt, the last incl
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from langgraph.runtime import Runtime
 
 from graph.context import Context, run_context
+from graph.state import (
+    AblationStudy,
+    AblationVariant,
+    Attempt,
+    LaneResult,
+    LaneState,
+    Solution,
+    StepRecord,
+    Target,
+)
 from nodes.checks import validation_checks
 from nodes.common import direction, emit, fmt_score, goals_for, is_better, ranked, task_header, task_of
 from nodes.debug import execute, run_with_debugging
@@ -22,16 +35,16 @@ from runtime.parsing import AnswerError, extract_code, extract_json, locate_bloc
 PLAN_LIMIT = 600
 
 
-def goals_note(state: dict, phase: str) -> str:
+def goals_note(state: Mapping[str, Any], phase: str) -> str:
     """Goals the meta-learning loop aimed at this phase (empty in a plain pipeline run)."""
     return "".join(f"Goal (priority {g['priority']}): {g['focus']}\n" for g in goals_for(state, phase))
 
 
-def step_key(state: dict) -> str:
+def step_key(state: Mapping[str, Any]) -> str:
     return keys.step_key(state["lane"], state["step"])
 
 
-def ablate(state: dict, runtime: Runtime[Context]) -> dict:
+def ablate(state: LaneState, runtime: Runtime[Context]) -> dict:
     """The ablation study: the coder proposes 2-3 variants of the solution as edits (a short answer), the agent
     runs each and compares its score with the solution's; the findings are written from those scores.
 
@@ -45,8 +58,8 @@ def ablate(state: dict, runtime: Runtime[Context]) -> dict:
         previous_ablations=P.PREVIOUS_ABLATIONS.format(summaries=previous) if previous else "",
         metric=task.metric)
     key = f"{step_key(state)}/ablation"
-    study = {"step": state["step"], "original": solution["score"], "variants": []}
-    variant: dict = {}
+    study: AblationStudy = {"step": state["step"], "original": solution["score"], "variants": []}
+    variant: Solution = {}
     try:
         proposed = ask(ctx, run_id=state["run_id"], node="ablate", role="coder", call_key=key, prompt=prompt,
                        parse=variants_parser(solution["code"]))
@@ -68,7 +81,7 @@ def ablate(state: dict, runtime: Runtime[Context]) -> dict:
             "variant": variant}
 
 
-def findings(study: dict, task) -> str:
+def findings(study: AblationStudy, task) -> str:
     """What the variants' scores say, in words: each variant's score and effect, the part that matters most
     (its change hurt most) and any change that helped."""
     scored = [v for v in study["variants"] if v["score"] is not None]
@@ -76,7 +89,7 @@ def findings(study: dict, task) -> str:
         return P.NO_FINDINGS
     original, lower = study["original"], task.lower_is_better
 
-    def effect(v: dict) -> str:
+    def effect(v: AblationVariant) -> str:
         if v["score"] is None:
             return "it failed to run"
         change = v["score"] - original
@@ -85,8 +98,12 @@ def findings(study: dict, task) -> str:
         better = (change < 0) == lower
         return f"{fmt_score(v['score'])} ({'better' if better else 'worse'} by {fmt_score(abs(change))})"
 
-    worst = max(scored, key=lambda v: (v["score"] - original) * (1 if lower else -1))
-    best = min(scored, key=lambda v: (v["score"] - original) * (1 if lower else -1))
+    def harm(v: AblationVariant) -> float:
+        """How much the variant's change hurt (positive: the score got worse); scored variants only."""
+        assert v["score"] is not None
+        return (v["score"] - original) * (1 if lower else -1)
+
+    worst, best = max(scored, key=harm), min(scored, key=harm)
     verdict = P.MOST_IMPORTANT.format(name=worst["name"]) if not is_better(worst["score"], original, lower) else ""
     if is_better(best["score"], original, lower):
         verdict += P.PROMISING.format(name=best["name"])
@@ -114,7 +131,7 @@ def parse_target(code: str, refined: list[str]):
     return parse
 
 
-def extract(state: dict, runtime: Runtime[Context]) -> dict:
+def extract(state: LaneState, runtime: Runtime[Context]) -> dict:
     ctx = run_context(state, runtime)
     task = task_of(state)
     solution, refined = state["solution"], state["refined_blocks"]
@@ -133,7 +150,7 @@ def extract(state: dict, runtime: Runtime[Context]) -> dict:
     return {"target": target}
 
 
-def refine(state: dict, runtime: Runtime[Context]) -> dict:
+def refine(state: LaneState, runtime: Runtime[Context]) -> dict:
     """One inner step: rewrite the target block by the current plan, splice it in and score the script."""
     ctx = run_context(state, runtime)
     task = task_of(state)
@@ -141,7 +158,7 @@ def refine(state: dict, runtime: Runtime[Context]) -> dict:
     key = f"{step_key(state)}/k{k}"
     prompt = P.REWRITE_BLOCK.format(task_header=task_header(task, state["data_summary"]),
                                     code=state["solution"]["code"], block=target["block"], plan=target["plan"])
-    solution = None
+    solution: Solution | None = None
     try:
         new_block = ask(ctx, run_id=state["run_id"], node="refine", role="coder", call_key=key, prompt=prompt,
                         parse=extract_code)
@@ -150,13 +167,14 @@ def refine(state: dict, runtime: Runtime[Context]) -> dict:
                                          advisory=validation_checks(ctx, state))
     except NO_ANSWER:
         pass
-    attempt = {"plan": target["plan"], "score": solution and solution["score"],
-               "solution": solution and {**solution, "origin": f"refine:t{state['step']}k{k}"}}
+    rewritten: Solution | None = None if solution is None else {**solution, "origin": f"refine:t{state['step']}k{k}"}
+    attempt: Attempt = {"plan": target["plan"], "score": None if solution is None else solution["score"],
+                        "solution": rewritten}
     emit(lane=state["lane"], node="refine", event="attempt", step=state["step"], k=k, score=attempt["score"])
     return {"attempts": [*state["attempts"], attempt]}
 
 
-def plan_refinement(state: dict, runtime: Runtime[Context]) -> dict:
+def plan_refinement(state: LaneState, runtime: Runtime[Context]) -> dict:
     ctx = run_context(state, runtime)
     task = task_of(state)
     tried = "\n".join(f"{i + 1}. {a['plan']} -> {fmt_score(a['score'])}" for i, a in enumerate(state["attempts"]))
@@ -172,30 +190,33 @@ def plan_refinement(state: dict, runtime: Runtime[Context]) -> dict:
     return {"target": {**state["target"], "plan": plan}}
 
 
-def conclude_step(state: dict, runtime: Runtime[Context]) -> dict:
+def conclude_step(state: LaneState, runtime: Runtime[Context]) -> dict:
     task = task_of(state)
     before = state["solution"]
     attempts = state.get("attempts", [])
     # the rewrites first: on a tie with the ablation's variant, the planned change is kept
     best = next(iter(ranked([*(a["solution"] for a in attempts), state.get("variant")], task.lower_is_better)), None)
-    improved = best is not None and is_better(best["score"], before["score"], task.lower_is_better)
-    target = state.get("target") or {}
-    record = {"step": state["step"], "block": target.get("block"), "before": before["score"],
-              "after": best["score"] if improved else before["score"], "kept": best["origin"] if improved else None,
-              "attempts": [{"plan": a["plan"], "score": a["score"]} for a in attempts]}
+    kept = best if best is not None and is_better(best["score"], before["score"], task.lower_is_better) else None
+    improved = kept is not None
+    target: Target = state.get("target") or {}
+    record: StepRecord = {"step": state["step"], "block": target.get("block"), "before": before["score"],
+                          "after": before["score"] if kept is None else kept["score"],
+                          "kept": None if kept is None else kept["origin"],
+                          "attempts": [{"plan": a["plan"], "score": a["score"]} for a in attempts]}
     emit(lane=state["lane"], node="conclude_step", event="step", step=state["step"], improved=improved,
          score=record["after"])
     blocks = state["refined_blocks"] + ([target["block"]] if target.get("block") else [])
-    return {"solution": best if improved else before, "history": [*state["history"], record],
+    return {"solution": before if kept is None else kept, "history": [*state["history"], record],
             "refined_blocks": blocks, "step": state["step"] + 1, "variant": {}}
 
 
-def finish_lane(state: dict) -> dict:
+def finish_lane(state: LaneState) -> dict:
     solution = state.get("solution") or None
-    return {"lane_results": [{
+    result: LaneResult = {
         "lane": state["lane"], "solution": solution, "start": state.get("start") or {},
-        "candidates": [{"key": c["key"], "score": c["solution"] and c["solution"]["score"]}
+        "candidates": [{"key": c["key"], "score": None if c["solution"] is None else c["solution"]["score"]}
                        for c in state.get("candidates", [])],
         "merges": state.get("merges", []), "ablations": state.get("ablations", []),
         "history": state.get("history", []),
-    }]}
+    }
+    return {"lane_results": [result]}

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Mapping
 from contextlib import closing
 from html import escape
 from pathlib import Path
+from typing import Any
 
 from langgraph.runtime import Runtime
 
 from graph.context import Context
+from graph.state import MetaState
 from nodes import report_data as data, report_figures as figures
 from nodes.common import emit, fmt_score
 from nodes.meta_loop import meta_workspace
@@ -25,7 +28,7 @@ from runtime.journal import MODEL_CALLS, WHERE_RUN, open_journal
 CALL_COLUMNS = ("run_id", "node", "role", "call_key", "latency_s", "created_at", "reused")
 
 
-def summarise(state: dict) -> dict:
+def summarise(state: Mapping[str, Any]) -> dict:
     history, champion = state["history"], state.get("champion")
     baseline = history[0]["best_score"] if history else None
     best = champion["best_score"] if champion else None
@@ -49,7 +52,7 @@ def model_calls(journal, run_id: str) -> list[dict]:
     return [dict(zip(CALL_COLUMNS, row)) for row in rows]
 
 
-def gather(state: dict, executions: list[dict] | None = None, usage: dict[str, list[dict]] | None = None,
+def gather(state: Mapping[str, Any], executions: list[dict] | None = None, usage: dict[str, list[dict]] | None = None,
            grade: dict | None = None, calls: list[dict] | None = None) -> dict:
     """Everything a report shows. `executions` (Journal.executions) give attempt times and ablation output,
     `usage` (Journal.usage_breakdown) the cost tables, `grade` ({metric, score}) a hidden-answer grade that
@@ -178,7 +181,7 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(state: dict, folder: Path, usage: dict[str, list[dict]] | None = None,
+def write_report(state: Mapping[str, Any], folder: Path, usage: dict[str, list[dict]] | None = None,
                  executions: list[dict] | None = None, grade: dict | None = None,
                  calls: list[dict] | None = None) -> dict:
     """report.md with its figures (PNG files) and report.html (self-contained) in `folder`.
@@ -207,7 +210,7 @@ def record_outcome(journal, run_id: str, report: dict) -> None:
                        best_score=report.get("best_score"), submission=report.get("best_submission"))
 
 
-def report(state: dict, runtime: Runtime[Context]) -> dict:
+def report(state: MetaState, runtime: Runtime[Context]) -> dict:
     journal = open_journal(runtime.context.journal_path)
     result = write_report(state, meta_workspace(state, runtime.context), journal.usage_breakdown(state["meta_id"]),
                           journal.executions(state["meta_id"]), calls=model_calls(journal, state["meta_id"]))

@@ -10,6 +10,8 @@ run's submission came from it. Every other scored attempt is *discarded*; an att
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from nodes.common import is_better
 from runtime import keys
@@ -103,7 +105,7 @@ def run_attempts(run: dict, lower_is_better: bool, times: dict, started_at: floa
     return found
 
 
-def all_attempts(state: dict, executions: list[dict]) -> list[dict]:
+def all_attempts(state: Mapping[str, Any], executions: list[dict]) -> list[dict]:
     times = finish_times(executions)
     lower = state["task"]["lower_is_better"]
     return [a for run in state.get("history", [])
@@ -117,7 +119,7 @@ def attempt_counts(attempts: list[dict]) -> dict[str, int]:
             "failed": len(attempts) - len(scored)}
 
 
-def run_spans(state: dict, executions: list[dict]) -> list[tuple[int, float, float]]:
+def run_spans(state: Mapping[str, Any], executions: list[dict]) -> list[tuple[int, float, float]]:
     """(run index, first, last script time) in seconds since the thread started, for runs with scripts."""
     started = state.get("started_at")
     if started is None:
@@ -132,7 +134,8 @@ def run_spans(state: dict, executions: list[dict]) -> list[tuple[int, float, flo
 
 def parse_ablation(stdout: str | None) -> tuple[float | None, list[tuple[str, float]]]:
     """(the original's score, [(variant, score), ...]) from an ablation study's printed lines."""
-    original, variants = None, []
+    original: float | None = None
+    variants: list[tuple[str, float]] = []
     for name, value in SCORE_LINE.findall(stdout or ""):
         if ORIGINAL_NAME.match(name.strip()):
             original = float(value) if original is None or name.lower().startswith("final") else original
@@ -141,7 +144,7 @@ def parse_ablation(stdout: str | None) -> tuple[float | None, list[tuple[str, fl
     return original, variants
 
 
-def ablation_effects(state: dict, executions: list[dict]) -> list[dict]:
+def ablation_effects(state: Mapping[str, Any], executions: list[dict]) -> list[dict]:
     """Per refinement step with a finished study: run, lane, step, original, variants (name, score, effect =
     variant score - original) and the findings. Effects are raw differences: read them with the metric's
     direction. The studies are read from the state, where the ablate node recorded the scores it measured;
@@ -177,13 +180,13 @@ def ablation_effects(state: dict, executions: list[dict]) -> list[dict]:
     return [studies[key] for key in sorted(studies)]
 
 
-def refinement_steps(state: dict) -> list[dict]:
+def refinement_steps(state: Mapping[str, Any]) -> list[dict]:
     """Every refinement step: run, lane, step, block, before, after, attempts (plan, score)."""
     return [{"run": run["run_index"], "lane": lane["lane"], **step}
             for run in state.get("history", []) for lane in run.get("lanes", []) for step in lane.get("history", [])]
 
 
-def ensemble_results(state: dict) -> list[dict]:
+def ensemble_results(state: Mapping[str, Any]) -> list[dict]:
     """Per run with ensemble rounds: the best single-lane score and each round (plan, score, kept)."""
     lower = state["task"]["lower_is_better"]
     return [{"run": run["run_index"], "lanes_best": best_lane_score(run, lower),
@@ -192,7 +195,7 @@ def ensemble_results(state: dict) -> list[dict]:
             for run in state.get("history", []) if run.get("ensemble_rounds")]
 
 
-def final_solution(state: dict) -> dict | None:
+def final_solution(state: Mapping[str, Any]) -> dict | None:
     """The champion run's best solution (its validation script), if the state kept it."""
     champion = state.get("champion") or {}
     solution = champion.get("best_solution") or {}
@@ -239,7 +242,7 @@ def run_index(run_id: str | None, runs: dict[str, int] | None) -> int | None:
     """The pipeline run of a row: from the state's history (run_id -> run_index) when given, else from the
     `<meta>-run<k>` form of the id; None for the meta loop's own rows (the Enhancer)."""
     if runs is not None:
-        return runs.get(run_id)
+        return None if run_id is None else runs.get(run_id)
     return keys.run_index_of(run_id)
 
 

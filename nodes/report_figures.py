@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.artist import Artist  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
@@ -83,9 +84,11 @@ def attempts_figure(attempts: list[dict], spans: list[tuple[int, float, float]],
         dropped = [(x, a["score"]) for x, a in points if not a["kept"]]
         colour = lane_colour(lane)
         if kept:
-            ax.scatter(*zip(*kept), marker="o", s=46, color=colour, edgecolors="black", linewidths=0.6, zorder=3)
+            xs, ys = zip(*kept)
+            ax.scatter(xs, ys, marker="o", s=46, color=colour, edgecolors="black", linewidths=0.6, zorder=3)
         if dropped:
-            ax.scatter(*zip(*dropped), marker="x", s=34, color=colour, alpha=0.75, zorder=2)
+            xs, ys = zip(*dropped)
+            ax.scatter(xs, ys, marker="x", s=34, color=colour, alpha=0.75, zorder=2)
     handles = [Line2D([], [], marker="s", linestyle="", color=lane_colour(n), label=lane_name(n)) for n in lanes]
     handles += [Line2D([], [], marker="o", linestyle="", color="0.5", markeredgecolor="black", label="kept"),
                 Line2D([], [], marker="x", linestyle="", color="0.5", label="discarded")]
@@ -177,7 +180,7 @@ def timeline_figure(timeline: dict | None) -> bytes | None:
     mark_runs(ax, timeline["runs"], scale)
     for y, lane in enumerate(lanes):
         timeline_bars(ax, y, [s for s in intervals if s["lane"] == lane], scale)
-    handles = [Patch(color=MODEL_COLOUR, label="model call"), Patch(color=SCRIPT_COLOUR, label="script"),
+    handles: list[Artist] = [Patch(color=MODEL_COLOUR, label="model call"), Patch(color=SCRIPT_COLOUR, label="script"),
                Patch(facecolor=FAILED_COLOUR, edgecolor=SCRIPT_COLOUR, hatch="////", label="failed script")]
     if timeline["first_submission"] is not None:
         ax.axvline(timeline["first_submission"] / scale, color=SUBMISSION_COLOUR, linewidth=1.6, zorder=4)

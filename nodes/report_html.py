@@ -8,6 +8,7 @@ goals and code are model output, untrusted, and must show as text, never act as 
 from __future__ import annotations
 
 import base64
+from collections.abc import Collection
 from html import escape
 
 from nodes.common import fmt_score, is_better
@@ -62,7 +63,8 @@ def figure(data: bytes | None, alt: str) -> str:
     return f'<p><img alt="{e(alt)}" src="{data_uri(data)}"></p>'
 
 
-def table(headers: list[str], rows: list[list[str]], numeric: set[int] = frozenset(), total: bool = False) -> str:
+def table(headers: list[str], rows: list[list[str]], numeric: Collection[int] = frozenset(),
+          total: bool = False) -> str:
     """A table whose cells are already HTML (escaped by the caller); `numeric` columns align right."""
     head = "".join(f"<th>{e(h)}</th>" for h in headers)
     body = []

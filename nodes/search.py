@@ -10,11 +10,14 @@ from __future__ import annotations
 import ast
 import logging
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Callable
 
 from langgraph.runtime import Runtime
 
 from graph.context import Context, run_context
+from graph.state import PipelineState, RetrievedApproach
 from nodes.common import emit, fmt_score, task_header, task_of
 from nodes.llm import NO_ANSWER, ask
 from prompts.search import (
@@ -43,7 +46,7 @@ PROBLEMS = {"binary": "binary classification", "multiclass": "multiclass classif
 SMALL_DATA_ROWS = 10_000
 
 
-def parse_keys(known: list[str]) -> callable:
+def parse_keys(known: list[str]) -> Callable[[str], list[str]]:
     def parse(text: str) -> list[str]:
         data = extract_json(text)
         keys = data.get("approaches")
@@ -118,7 +121,7 @@ def unique_key(title: str, taken: set[str]) -> str:
     return next(k for k in (base, *(f"{base}_{i}" for i in range(2, 1000))) if k not in taken)
 
 
-def parse_web_approaches(taken: set[str], results: list[dict], n: int, static: bool) -> callable:
+def parse_web_approaches(taken: set[str], results: list[dict], n: int, static: bool) -> Callable[[str], list[dict]]:
     """Parser of the planner's proposals: up to `n` usable approaches with unique `web_` keys; re-ask if none."""
     def parse(text: str) -> list[dict]:
         items = extract_json(text).get("approaches")
@@ -147,7 +150,8 @@ def parse_web_approaches(taken: set[str], results: list[dict], n: int, static: b
     return parse
 
 
-def web_approaches(ctx: Context, state: dict, task: Task, catalog: list[Approach]) -> list[dict]:
+def web_approaches(ctx: Context, state: Mapping[str, Any], task: Task,
+                   catalog: list[Approach]) -> list[RetrievedApproach]:
     """Approaches the planner proposes from web search results; [] when search or the answer fails."""
     if not catalog:
         return []
@@ -192,7 +196,7 @@ def keep_specialists(order: list[str], specialists: list[str], wanted: int) -> l
     return chosen + [k for k in order if k not in chosen]
 
 
-def search(state: dict, runtime: Runtime[Context]) -> dict:
+def search(state: PipelineState, runtime: Runtime[Context]) -> dict:
     ctx = run_context(state, runtime)
     task = task_of(state)
     options = applicable(task)
@@ -223,7 +227,7 @@ def search(state: dict, runtime: Runtime[Context]) -> dict:
     return {"approaches": approaches}
 
 
-def lane_approaches(approaches: list[dict], lane: int, m: int) -> list[dict]:
+def lane_approaches(approaches: list[RetrievedApproach], lane: int, m: int) -> list[RetrievedApproach]:
     """Lane i starts its candidate list i places further on, so lanes explore different approaches."""
     if not approaches:
         return []
@@ -231,7 +235,7 @@ def lane_approaches(approaches: list[dict], lane: int, m: int) -> list[dict]:
     return rotated[:m]
 
 
-def lane_input(state: dict, lane: int, ctx: Context) -> dict:
+def lane_input(state: Mapping[str, Any], lane: int, ctx: Context) -> dict:
     """What lane `lane` starts from: its approaches, the floor's results for them (candidates that need no
     model call) and, for lane 0 only, the champion's solution (warm start): the other lanes explore from
     scratch, so the ensemble still has different solutions to combine."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from langgraph.runtime import Runtime
 
 from graph.context import Context, run_context
+from graph.state import PipelineState, Solution, Submission
 from nodes.common import emit, fmt_score, goals_for, task_header, task_of
 from nodes.debug import run_with_debugging
 from nodes.ensemble import final_candidates
@@ -33,7 +36,7 @@ def submission_check(task: Task):
     return check
 
 
-def submission_goal(state: dict) -> str:
+def submission_goal(state: Mapping[str, Any]) -> str:
     return "".join(f"Goal: {g['focus']}\n" for g in goals_for(state, "submission"))
 
 
@@ -43,7 +46,8 @@ def submission_rules(task: Task, ctx: Context) -> str:
                                    submission_columns=", ".join([task.id_column, *task.target_columns]))
 
 
-def flip_submit_flag(ctx: Context, state: dict, source: dict, index: int, *, model_allowed: bool = True) -> dict | None:
+def flip_submit_flag(ctx: Context, state: Mapping[str, Any], source: Solution, index: int, *,
+                     model_allowed: bool = True) -> Solution | None:
     """Scripts derived from the catalog carry a SUBMIT flag: setting it is the cheapest, surest conversion.
 
     Not used when the meta loop set a submission goal and the model may still be asked: then the model
@@ -58,7 +62,7 @@ def flip_submit_flag(ctx: Context, state: dict, source: dict, index: int, *, mod
     return solution and {**solution, "origin": source.get("origin", "?")}
 
 
-def write_submission_script(ctx: Context, state: dict, source: dict, index: int) -> dict | None:
+def write_submission_script(ctx: Context, state: Mapping[str, Any], source: Solution, index: int) -> Solution | None:
     task = task_of(state)
     refit = ("refit the same model on ALL training rows" if ctx.full_data_submission
              else "keep the model trained on the training split")
@@ -79,7 +83,7 @@ def write_submission_script(ctx: Context, state: dict, source: dict, index: int)
     return solution and {**solution, "origin": source.get("origin", "?")}
 
 
-def catalog_submission(ctx: Context, state: dict) -> dict | None:
+def catalog_submission(ctx: Context, state: Mapping[str, Any]) -> Solution | None:
     task = task_of(state)
     for approach in applicable(task):
         solution, _ = run_with_debugging(ctx, {**state, "lane": keys.PIPELINE_LANE}, code=render_example(approach, task, submit=True),
@@ -107,15 +111,16 @@ def edited_submission_problem(task: Task, edit: dict) -> str | None:
     return f"{path} is not a valid submission: {'; '.join(problems)}" if problems else None
 
 
-def convert_best(ctx: Context, state: dict, held: dict | None) -> tuple[dict | None, dict | None]:
+def convert_best(ctx: Context, state: Mapping[str, Any], held: dict | None) -> tuple[Solution | None, Solution | None]:
     """The best solutions that beat the board, turned into a valid submission: (submission, its source).
 
     A solution no better on validation than what the board holds is not converted: that would cost model
     calls and script runs for a submission that could not replace the board's.
     """
     task = task_of(state)
-    sources = [s for s in final_candidates(state)
-               if held is None or board.beats(s["score"], held["score"], task.lower_is_better)][:MAX_SOURCES]
+    sources = [s for s in final_candidates(state)  # (all scored)
+               if held is None or (s["score"] is not None and board.beats(s["score"], held["score"],
+                                                                            task.lower_is_better))][:MAX_SOURCES]
     model_allowed = run_budget_problem(ctx, state["run_id"]) is None
     for index, source in enumerate(sources):
         final = (flip_submit_flag(ctx, state, source, index, model_allowed=model_allowed)
@@ -128,20 +133,21 @@ def convert_best(ctx: Context, state: dict, held: dict | None) -> tuple[dict | N
     return None, None
 
 
-def ended(ctx: Context, state: dict, reason: str, event: str) -> dict:
+def ended(ctx: Context, state: Mapping[str, Any], reason: str, event: str) -> dict:
     open_journal(ctx.journal_path).upsert_run(state["run_id"], status="failed", stop_reason=reason)
     emit(node="submit", event=event, reason=reason)
     return {"status": "failed", "stop_reason": reason, "submission": {}}
 
 
-def submit(state: dict, runtime: Runtime[Context]) -> dict:
+def submit(state: PipelineState, runtime: Runtime[Context]) -> dict:
     """Offer the best solution's submission to the board, then end the run with what the board holds."""
     ctx = run_context(state, runtime)
     task, workspace = task_of(state), state["workspace"]
     started_at = run_started_at(ctx, state["run_id"])
     final, used = convert_best(ctx, state, board.current(workspace))
-    if final:
+    if final and used:  # (both or neither)
         score = final["score"] if final.get("score") is not None else used["score"]
+        assert score is not None  # a submission script counts only with a score, and so does its source
         board.offer(workspace, Path(final["path"]) / board.SUBMISSION, score=score, source=used.get("origin", "?"),
                     lower_is_better=task.lower_is_better, started_at=started_at)
     budget = run_budget_problem(ctx, state["run_id"])  # budgets only grow: spent now if it cut anything short
@@ -162,13 +168,17 @@ def submit(state: dict, runtime: Runtime[Context]) -> dict:
                         started_at=started_at)
             stop_reason = f"{stop_reason}; submission replaced at human review"
             held = board.current(workspace)
+            assert held is not None  # just written: the board never empties
     path = str(Path(workspace) / board.SUBMISSION)
     open_journal(ctx.journal_path).upsert_run(state["run_id"], status="done", best_score=held["score"],
                                               submission=path, stop_reason=stop_reason)
     emit(node="submit", event="submitted", path=path, source=held["source"], score=held["score"],
          stop_reason=stop_reason)
-    best = {**used, "submission_score": final["score"]} if used and held["source"] == used.get("origin") else {
-        "score": held["score"], "origin": held["source"], "path": str(Path(held["csv"]).parent)}
-    return {"status": "done", "stop_reason": stop_reason, "best": best,
-            "submission": {"path": path, "source": held["source"], "script": str(Path(held["csv"]).parent),
-                           "validation_score": held["score"], "history": held["history"]}}
+    best: Solution
+    if final and used and held["source"] == used.get("origin"):
+        best = {**used, "submission_score": final["score"]}
+    else:
+        best = {"score": held["score"], "origin": held["source"], "path": str(Path(held["csv"]).parent)}
+    submission: Submission = {"path": path, "source": held["source"], "script": str(Path(held["csv"]).parent),
+                              "validation_score": held["score"], "history": held["history"]}
+    return {"status": "done", "stop_reason": stop_reason, "best": best, "submission": submission}

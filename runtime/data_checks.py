@@ -63,7 +63,8 @@ def _ignored_names(tree: ast.Module) -> set[str]:
     names = {a.asname or a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
              for a in n.names}
     names |= {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
-    literal, computed = set(), set()
+    literal: set[str] = set()
+    computed: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign):
             kind = literal if _is_literal(node.value) else computed

@@ -82,7 +82,7 @@ def select_ensemble(preds: Sequence, y_true, metric: str, prediction: str, label
         return Selection({}, math.nan, math.nan, math.nan, -1, math.nan, False, "no member could be scored")
     weights, select_score, best = found
     check, single = evaluate(weights, half_b), evaluate({best: 1}, half_b)
-    accepted = len(weights) > 1 and None not in (check, single) and _gain(metric, check, single) >= 0
+    accepted = len(weights) > 1 and check is not None and single is not None and _gain(metric, check, single) >= 0
     if len(weights) < 2:
         why = "no addition improved on the best single member"
     elif check is None or single is None:
@@ -135,7 +135,8 @@ def _halves(y: np.ndarray, prediction: str, seed: int) -> tuple[np.ndarray, np.n
     """Two halves of the rows, dealt alternately within each class so that both see every class."""
     rng = np.random.default_rng(seed)
     groups = metrics.label_keys(y) if prediction in ("label", "probability", "class_probabilities") else np.zeros(len(y))
-    a, b = [], []
+    a: list[int] = []
+    b: list[int] = []
     for group in sorted(set(groups)):
         rows = rng.permutation(np.flatnonzero(groups == group))
         a.extend(rows[::2])
@@ -147,7 +148,8 @@ def _as_arrays(preds: Sequence, prediction: str, rows: int | None = None, cols: 
     """The members as arrays of one common shape; a ValueError names the first member that differs."""
     if prediction not in KINDS:
         raise ValueError(f"no blend of {prediction!r} predictions; blends are made of {', '.join(KINDS)}")
-    ndim, arrays = (2 if prediction in COLUMNS else 1), []
+    ndim = 2 if prediction in COLUMNS else 1
+    arrays: list[np.ndarray] = []
     for i, pred in enumerate(preds):
         try:
             array = np.asarray(pred, dtype=object if prediction == "label" else float)
@@ -189,6 +191,8 @@ def _combine(stack: np.ndarray, classes: np.ndarray | None, weights: dict, predi
         w[i] = count
     if prediction != "label":
         return np.tensordot(w, stack, axes=1) / w.sum()
+    if classes is None:
+        raise ValueError("label members need their class keys (see _stack)")
     rows = np.arange(stack.shape[1])
     votes = np.zeros((len(rows), len(classes)))
     for i in np.flatnonzero(w):

@@ -16,13 +16,13 @@ import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 #: A name that becomes one folder (run ids, task names): no separator, not starting with '.'.
 SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 
 
-def _replace_with(path: str | os.PathLike[str], fill: Callable[[BinaryIO], None]) -> Path:
+def _replace_with(path: str | os.PathLike[str], fill: Callable[[BinaryIO], object]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -62,7 +62,7 @@ class NotRegularFile(OSError):
     """A file that generated code wrote is a symlink, a FIFO or another special file."""
 
 
-def open_regular(path: str | os.PathLike[str], mode: str = "rb") -> BinaryIO:
+def open_regular(path: str | os.PathLike[str], mode: Literal["rb", "ab"] = "rb") -> BinaryIO:
     """Open a file that generated code may have tampered with: refuse a symlink (O_NOFOLLOW), and refuse
     a FIFO, device or socket without blocking on it (O_NONBLOCK, then fstat). `mode` is "rb" or "ab"."""
     flags = {"rb": os.O_RDONLY, "ab": os.O_WRONLY | os.O_APPEND}[mode] | os.O_NOFOLLOW | os.O_NONBLOCK

@@ -87,7 +87,7 @@ class Journal:
             self.db.conn.execute("BEGIN IMMEDIATE")
             missing = self._missing_columns()
             for table, column, kind in missing:
-                self.db[table].add_column(column, kind)
+                self.db.table(table).add_column(column, kind)
             self._create_tables()
             if (RUNS, "meta_id", str) in missing:
                 self._link_pipeline_runs()
@@ -107,7 +107,7 @@ class Journal:
                 self.db.execute(f"update {RUNS} set meta_id = ? where run_id = ?", [meta_id, run_id])
 
     def _create_tables(self) -> None:
-        self.db[MODEL_CALLS].create(
+        self.db.table(MODEL_CALLS).create(
             {
                 "id": int, "run_id": str, "node": str, "role": str, "model": str,
                 "call_key": str, "prompt_sha": str, "prompt": str, "answer": str,
@@ -116,7 +116,7 @@ class Journal:
             },
             pk="id", if_not_exists=True,
         )
-        self.db[EXECUTIONS].create(
+        self.db.table(EXECUTIONS).create(
             {
                 "id": int, "run_id": str, "lane": int, "exec_key": str, "code_sha": str,
                 "code_path": str, "status": str, "score": float, "duration_s": float,
@@ -124,7 +124,7 @@ class Journal:
             },
             pk="id", if_not_exists=True,
         )
-        self.db[RUNS].create(
+        self.db.table(RUNS).create(
             {
                 "run_id": str, "task": str, "task_dir": str, "workspace": str, "status": str,
                 "started_at": float, "updated_at": float, "best_score": float,
@@ -132,14 +132,14 @@ class Journal:
             },
             pk="run_id", if_not_exists=True,
         )
-        self.db[META_RUNS].create(
+        self.db.table(META_RUNS).create(
             {"meta_id": str, "run_index": int, "run_id": str, "status": str, "start_time_iso": str,
              "duration_s": float, "best_score": float, "best_solution_path": str, "submission_path": str,
              "config": str, "overrides": str, "goals": str, "shaped_by": str, "summary": str},
             pk=("meta_id", "run_index"), if_not_exists=True,
         )
         for name, (table, columns) in INDEXES.items():
-            self.db[table].create_index(columns, index_name=name, if_not_exists=True)
+            self.db.table(table).create_index(columns, index_name=name, if_not_exists=True)
 
     # -- model calls ---------------------------------------------------------------------------
 
@@ -151,7 +151,7 @@ class Journal:
                 order_by="id", limit=1))
             if not rows:
                 return None
-            self.db[MODEL_CALLS].update(rows[0]["id"], {"reused": rows[0]["reused"] + 1})
+            self.db.table(MODEL_CALLS).update(rows[0]["id"], {"reused": rows[0]["reused"] + 1})
             return rows[0]["answer"]
 
     def record_answer(self, *, run_id: str, node: str, role: str, model: str, call_key: str,
@@ -160,7 +160,7 @@ class Journal:
         """One finished call; `cost_usd` None means the model's price is unknown; `tokens_cached`: prompt
         tokens the server took from its prompt cache (as it reports them; 0 when it does not)."""
         with self._lock:
-            self.db[MODEL_CALLS].insert({
+            self.db.table(MODEL_CALLS).insert({
                 "run_id": run_id, "node": node, "role": role, "model": model,
                 "call_key": call_key, "prompt_sha": sha256_text(prompt), "prompt": prompt,
                 "answer": answer, "tokens_in": tokens_in, "tokens_out": tokens_out,
@@ -211,13 +211,13 @@ class Journal:
                 order_by="id", limit=1))
             if not rows:
                 return None
-            self.db[EXECUTIONS].update(rows[0]["id"], {"reused": rows[0]["reused"] + 1})
+            self.db.table(EXECUTIONS).update(rows[0]["id"], {"reused": rows[0]["reused"] + 1})
             return json.loads(rows[0]["result"])
 
     def record_execution(self, *, run_id: str, lane: int, exec_key: str, code: str,
                          code_path: str, result: dict) -> None:
         with self._lock:
-            self.db[EXECUTIONS].insert({
+            self.db.table(EXECUTIONS).insert({
                 "run_id": run_id, "lane": lane, "exec_key": exec_key, "code_sha": sha256_text(code),
                 "code_path": code_path, "status": result["status"], "score": result.get("score"),
                 "duration_s": result.get("duration_s"), "result": json.dumps(result),
@@ -242,10 +242,10 @@ class Journal:
             fields = {k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in fields.items()}
             existing = self.db[RUNS].count_where("run_id = ?", [run_id])
             if existing:
-                self.db[RUNS].update(run_id, {**fields, "updated_at": time.time()})
+                self.db.table(RUNS).update(run_id, {**fields, "updated_at": time.time()})
             else:
-                self.db[RUNS].insert({"run_id": run_id, "started_at": time.time(),
-                                      "updated_at": time.time(), **fields})
+                self.db.table(RUNS).insert({"run_id": run_id, "started_at": time.time(),
+                                            "updated_at": time.time(), **fields})
 
     def record_meta_run(self, meta_id: str, summary: dict) -> None:
         """One row per run of a meta loop (upsert: recording the same run twice keeps one row)."""
@@ -256,7 +256,7 @@ class Journal:
             row[key] = json.dumps(summary.get(key), default=str)
         row["summary"] = json.dumps(summary, default=str)
         with self._lock:
-            self.db[META_RUNS].upsert(row, pk=("meta_id", "run_index"))
+            self.db.table(META_RUNS).upsert(row, pk=("meta_id", "run_index"))
 
     def meta_runs(self, meta_id: str) -> list[dict]:
         with self._lock:

@@ -15,7 +15,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -63,7 +63,7 @@ def label_keys(values: Sequence | pd.Series | np.ndarray) -> np.ndarray:
     return np.array(out, dtype=object)
 
 
-def sort_labels(keys: Sequence[str]) -> list[str]:
+def sort_labels(keys: Iterable[str]) -> list[str]:
     """Numeric labels in numeric order, otherwise alphabetical."""
     unique = sorted(set(keys))
     try:
@@ -72,7 +72,7 @@ def sort_labels(keys: Sequence[str]) -> list[str]:
         return unique
 
 
-def positive_label(keys: Sequence[str]) -> str:
+def positive_label(keys: Iterable[str]) -> str:
     """The class a binary probability refers to: 1 / true / yes, else the last in sorted order."""
     labels = sort_labels(keys)
     for candidate in ("1", "true", "yes", "True", "Yes"):
@@ -85,7 +85,7 @@ def _binary_targets(y_true: np.ndarray) -> np.ndarray:
     keys = label_keys(y_true)
     if len(set(keys)) > 2:
         raise ValueError(f"expected a binary target, got {len(set(keys))} classes")
-    return (keys == positive_label(keys)).astype(float)
+    return np.asarray(keys == positive_label(keys)).astype(float)
 
 
 def _as_float(values: np.ndarray) -> np.ndarray:
@@ -318,6 +318,8 @@ def register_task_metric(root: str, spec: str, lower_is_better: bool, task_type:
         raise ValueError(f"the metric file {path} does not exist: add it to the task folder, defining "
                          f"{match['function']}(y_true, y_pred) -> float")
     module_spec = importlib.util.spec_from_file_location(f"{TASK_METRIC_MODULE}_{abs(hash(path))}", path)
+    if module_spec is None or module_spec.loader is None:
+        raise ValueError(f"the metric file {path} cannot be loaded as a Python module")
     module = importlib.util.module_from_spec(module_spec)
     try:
         module_spec.loader.exec_module(module)

@@ -33,7 +33,8 @@ from langchain_core.runnables import Runnable
 from runtime.rate_limit import ModelUnavailable, QuotaExhausted
 
 if TYPE_CHECKING:
-    from langchain_huggingface import HuggingFacePipeline
+    from langchain_huggingface import ChatHuggingFace, HuggingFacePipeline
+    from langchain_openai import ChatOpenAI
     from transformers import BitsAndBytesConfig
 
     from runtime.model_pool import ModelPool
@@ -252,7 +253,7 @@ def load_hf_pipeline(ref: str, quantization: str = "4bit") -> HuggingFacePipelin
     return HuggingFacePipeline(pipeline=generator, model_id=ref)
 
 
-def generation_kwargs(temperature: float, max_tokens: int) -> dict[str, Any]:
+def generation_kwargs(temperature: float, max_tokens: int | None) -> dict[str, Any]:
     """transformers ``generate`` settings: greedy at temperature 0 (sampling needs a positive one)."""
     if temperature > 0:
         return {"max_new_tokens": max_tokens, "do_sample": True, "temperature": temperature}
@@ -260,7 +261,7 @@ def generation_kwargs(temperature: float, max_tokens: int) -> dict[str, Any]:
 
 
 @functools.cache
-def _hf_chat_class() -> type[BaseChatModel]:
+def _hf_chat_class() -> type[ChatHuggingFace]:
     """ChatHuggingFace that applies its temperature/max_tokens to the local pipeline and reports usage.
 
     Over a pipeline, ChatHuggingFace ignores its own generation fields (they reach only endpoints) and
@@ -270,14 +271,18 @@ def _hf_chat_class() -> type[BaseChatModel]:
 
     class LocalChatHuggingFace(ChatHuggingFace):
         def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                      run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+                      run_manager: CallbackManagerForLLMRun | None = None, stream: bool | None = None,
+                      **kwargs: Any) -> ChatResult:
             kwargs.setdefault("pipeline_kwargs", generation_kwargs(self.temperature or 0.0, self.max_tokens))
-            result = super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+            result = super()._generate(messages, stop=stop, run_manager=run_manager, stream=stream, **kwargs)
             input_tokens = self._count_tokens(self._to_chat_prompt(messages))
             for generation in result.generations:
-                output_tokens = self._count_tokens(generation.message.text)
-                generation.message.usage_metadata = {"input_tokens": input_tokens, "output_tokens": output_tokens,
-                                                     "total_tokens": input_tokens + output_tokens}
+                message = generation.message
+                if not isinstance(message, AIMessage):  # ChatHuggingFace answers with AIMessages only
+                    continue
+                output_tokens = self._count_tokens(message.text)
+                message.usage_metadata = {"input_tokens": input_tokens, "output_tokens": output_tokens,
+                                          "total_tokens": input_tokens + output_tokens}
             return result
 
         def _count_tokens(self, text: str) -> int:
@@ -331,7 +336,7 @@ def make_chat_model(
 
 
 @functools.cache
-def _local_chat_class() -> type[BaseChatModel]:
+def _local_chat_class() -> type[ChatOpenAI]:
     """ChatOpenAI whose sync calls hold ``exclusive_compute`` (inference uses all our cores)."""
     from langchain_openai import ChatOpenAI
 
@@ -355,10 +360,12 @@ def _make_local(path: str, *, temperature: float, max_tokens: int, timeout_s: fl
     from runtime import local_model
 
     server = local_model.get_local_server(path or None)
-    return _local_chat_class()(
+    # pydantic's signature of ChatOpenAI names max_tokens by its alias (max_completion_tokens) and api_key by its
+    # validated type (SecretStr); the model takes the field name and a plain str, as in its own docs
+    return _local_chat_class()(  # type: ignore[call-arg]
         model=server.model_name,
         base_url=server.base_url,
-        api_key="not-needed",
+        api_key="not-needed",  # type: ignore[arg-type]
         temperature=temperature,
         max_tokens=max_tokens,
         timeout=timeout_s,
@@ -374,8 +381,8 @@ def openai_endpoint(model: str) -> tuple[str, str | None, str]:
 
     OpenAI itself needs ``OPENAI_API_KEY``; a server of the user's own may need none.
     """
-    name, _, base_url = model.partition("@")
-    base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+    name, _, given_url = model.partition("@")
+    base_url = given_url or os.environ.get("OPENAI_BASE_URL") or None
     api_key = os.environ.get("OPENAI_API_KEY")
     if not api_key and base_url is None:
         raise ValueError(_OPENAI_KEY_MISSING.format(model=model))

@@ -288,7 +288,7 @@ def _scan_json(text: str) -> dict | None:
             return value
         if isinstance(value, list) and any(isinstance(v, dict) for v in value):
             raise AnswerError(_LIST_MESSAGE)
-        i = end if isinstance(value, list) else i + 1
+        i = end if end is not None and isinstance(value, list) else i + 1
     return None
 
 

@@ -719,7 +719,8 @@ def _value_problems(task: Task, column: pd.Series) -> list[str]:
 
 def _ranked_problems(task: Task, column: pd.Series) -> list[str]:
     """Cells of space-separated labels, best first: none empty, every label a class, at most k of them."""
-    name, k = column.name, int(metrics.MAP_AT_K.match(task.metric)["k"]) if metrics.MAP_AT_K.match(task.metric) else None
+    at_k = metrics.MAP_AT_K.match(task.metric)
+    name, k = column.name, int(at_k["k"]) if at_k else None
     cells = [metrics.ranked(cell) for cell in column]
     problems = []
     empty = sum(1 for labels in cells if not labels)

@@ -229,6 +229,7 @@ def _choose_metric(given: str | None, source_name: Any, where: str, description:
     if given:
         _check_metric_option(given)
         name = metrics.resolve_metric_name(given)
+        assert name is not None  # _check_metric_option refused a name that resolves to no metric
     elif source_name:
         name = map_metric_name(str(source_name))
         if name is None:
@@ -303,8 +304,8 @@ def _mlebench_description(prepared: Path) -> str:
 def _answers_file(prepared: Path, conf: dict) -> Path:
     """The private answers: config's dataset.answers if it resolves, else answers.csv or test.csv in private/."""
     private = prepared / "private"
-    dataset = conf.get("dataset") if isinstance(conf.get("dataset"), dict) else {}
-    named = dataset.get("answers")
+    dataset = conf.get("dataset")
+    named = dataset.get("answers") if isinstance(dataset, dict) else None
     candidates = []
     if named:
         named = Path(str(named))

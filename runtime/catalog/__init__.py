@@ -169,12 +169,18 @@ def task_config(task: Any, *, submit: bool = False) -> dict[str, Any]:
     texts = list(columns["text"])
     if task.kind == "text" and not texts and columns["longest_string"]:
         texts = [columns["longest_string"]]
+    top_k = 1
+    if prediction == "ranked_labels":
+        at_k = metrics.MAP_AT_K.match(task.metric)
+        if at_k is None:
+            raise ValueError(f"ranked-label predictions are scored by map@k, not by {task.metric!r}")
+        top_k = int(at_k["k"])
     return {
         "TARGET": task.target,
         "ID": task.id_column,
         "PREDICTION": prediction,
         "CLASSES": None if prediction in ("value", "values", "probabilities") else _classes(task, prediction),
-        "TOP_K": int(metrics.MAP_AT_K.match(task.metric)["k"]) if prediction == "ranked_labels" else 1,
+        "TOP_K": top_k,
         "TARGET_COLUMNS": list(_target_columns(task)),
         "DATE_COLUMNS": dates,
         "DATE_COLUMN": dates[0] if dates else None,
@@ -242,7 +248,10 @@ _LABEL_METRICS = ("accuracy", "f1", "f1_macro", "f1_weighted", "balanced_accurac
 
 def _task_score_function(task: Any) -> str:
     """The task's own metric, imported from the run's input folder; class indices go back to labels."""
-    function = metrics.TASK_METRIC.match(task.metric)["function"]
+    match = metrics.TASK_METRIC.match(task.metric)
+    if match is None:
+        raise ValueError(f"{task.metric!r} is not a task's own metric (FILE.py:FUNCTION)")
+    function = match["function"]
     return (
         "def score(y_true, pred):\n"
         f'    """The task\'s own metric, {task.metric} ({"lower" if task.lower_is_better else "higher"} is better)."""\n'
@@ -261,7 +270,7 @@ def _score_function(task: Any, prediction: str) -> str:
     if metrics.TASK_METRIC.match(task.metric):
         return _task_score_function(task)
     name = metrics.resolve_metric_name(task.metric)
-    if name not in _SCORES and not metrics.MAP_AT_K.match(name or ""):
+    if name is None or (name not in _SCORES and not metrics.MAP_AT_K.match(name)):
         raise ValueError(f"the catalog cannot score metric {task.metric!r}; known: {sorted(_SCORES)} and map@k")
     doc, expression = _SCORES[name] if name in _SCORES else _MAP_SCORE
     if name == "auc" and prediction == "class_probabilities":
