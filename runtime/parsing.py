@@ -167,23 +167,39 @@ _VARIANT = re.compile(r"^#{2,4}[ \t]*Variant:?[ \t]*(.+?)[ \t]*$", re.M)
 
 def variants_parser(code: str, limit: int = 3) -> Callable[[str], list[tuple[str, str]]]:
     """Parse an ablation answer: `### Variant: <name>` sections, each with SEARCH/REPLACE edits of `code`.
-    Returns up to `limit` (name, edited script) pairs; variants that change nothing are dropped."""
+
+    A small model often writes a variant out as a whole script instead (1,400-2,000 answer tokens in the
+    20-minute suite, often starting below the imports): such a section counts too, with the original's
+    missing import lines put back. A section that cannot be used is skipped when another one can; variants
+    that change nothing are dropped. Returns up to `limit` (name, script) pairs."""
     def parse(text: str) -> list[tuple[str, str]]:
         heads = list(_VARIANT.finditer(text))
-        variants = []
+        variants, problems = [], []
         for head, after in zip(heads, [*heads[1:], None]):
             section = text[head.end():after.start() if after else len(text)]
             try:
                 edited = apply_edits(code, section)
+                if edited is None:
+                    edited = with_imports_of(code, extract_code(section))
             except AnswerError as exc:
-                raise AnswerError(f"variant '{head.group(1)}': {exc}") from None
-            if edited is not None and edited.strip() != code.strip():
+                problems.append(f"variant '{head.group(1)}': {exc}")
+                continue
+            if edited.strip() != code.strip():
                 variants.append((head.group(1)[:80], edited))
         if not variants:
-            raise AnswerError("no variant with edits found: answer with lines `### Variant: <short name>`, each "
-                              "followed by SEARCH/REPLACE edits of the script")
+            raise AnswerError(problems[0] if problems else "no variant found: answer with lines `### Variant: "
+                              "<short name>`, each followed by SEARCH/REPLACE edits of the script")
         return variants[:limit]
     return parse
+
+
+def with_imports_of(original: str, script: str) -> str:
+    """`script` with the top-level import lines of `original` that it lacks put first (a whole script written
+    from the config block on still runs)."""
+    present = {line.strip() for line in script.splitlines()}
+    missing = [line for line in original.splitlines()
+               if line.startswith(("import ", "from ")) and line.strip() not in present]
+    return "\n".join(missing) + "\n\n" + script if missing else script
 
 
 def fix_parser(code: str) -> Callable[[str], str]:

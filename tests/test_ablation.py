@@ -28,8 +28,24 @@ def test_variants_are_parsed_as_edits_of_the_script():
     assert variants[1][1] == CODE.replace("DEPTH = 3", "DEPTH = 1")
 
 
+def test_a_variant_written_out_as_a_whole_script_counts_and_gets_the_imports_back():
+    """The 1.5B model often ignores the edit format: the script it wrote (from below the imports) still runs."""
+    body = CODE.replace("import numpy as np\n", "").replace("TREES = 100", "TREES = 10")
+    truncated = "### Variant: no depth\n```python\nTREES = 100\nDEPTH = (\n"  # cut off mid-script
+    answer = f"### Variant: fewer trees\n```python\n{body}```\n" + truncated
+    [(name, script)] = variants_parser(CODE)(answer)
+    assert name == "fewer trees" and script.startswith("import numpy as np\n")
+    assert script.replace("\n\n", "\n", 1) == CODE.replace("TREES = 100", "TREES = 10")
+
+
+def test_a_bad_variant_is_skipped_when_another_one_is_usable():
+    answer = ("### Variant: x\n" + edit("TREES = 7", "TREES = 1")
+              + "### Variant: shallow\n" + edit("DEPTH = 3", "DEPTH = 1"))
+    assert [name for name, _ in variants_parser(CODE)(answer)] == ["shallow"]
+
+
 @pytest.mark.parametrize("answer, reason", [
-    ("Remove the trees and see.", "no variant with edits found"),
+    ("Remove the trees and see.", "no variant found"),
     ("### Variant: x\n" + edit("TREES = 7", "TREES = 1"), "variant 'x': edit 1: its SEARCH lines are not in the script"),
     ("### Variant: broken\n" + edit("DEPTH = 3", "DEPTH = (3"), "variant 'broken': after your edits"),
 ])
