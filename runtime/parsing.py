@@ -149,10 +149,24 @@ def apply_edits(code: str, text: str) -> str | None:
     return code
 
 
+_COMMENT = re.compile(r"(^|\s)#.*$")
+
+
+def _loose(line: str) -> str:
+    """A line without its comment, runs of spaces as one: small models retype comments when they copy lines."""
+    return " ".join(_COMMENT.sub("", line).split())
+
+
+def _matches(lines: list[str], wanted: list[str]) -> list[int]:
+    return [i for i in range(len(lines) - len(wanted) + 1) if wanted and lines[i:i + len(wanted)] == wanted]
+
+
 def _apply_edit(code: str, search: str, replacement: str, number: int) -> str:
     lines = [line.rstrip() for line in code.splitlines()]
     wanted = [line.rstrip() for line in search.rstrip("\n").splitlines()]
-    starts = [i for i in range(len(lines) - len(wanted) + 1) if wanted and lines[i:i + len(wanted)] == wanted]
+    starts = _matches(lines, wanted)
+    if not starts and any(_loose(w) for w in wanted):  # then the code alone, comments and spacing aside
+        starts = _matches([_loose(line) for line in lines], [_loose(w) for w in wanted])
     if len(starts) != 1:
         where = "are not in the script" if not starts else f"occur {len(starts)} times in the script"
         raise AnswerError(f"edit {number}: its SEARCH lines {where}; copy them exactly from the script (enough "
