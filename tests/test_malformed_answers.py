@@ -317,7 +317,7 @@ def test_pipeline_with_many_malformed_answers_ends_with_a_valid_submission(tmp_p
     # re-asks, with the reason, where answers could not be parsed
     assert_reasked(calls(ctx, "search#%"), "the JSON object is truncated", "no JSON object found")
     assert_reasked(calls(ctx, "lane0/eval/linear#%"), "no code block found")
-    assert_reasked(calls(ctx, "lane0/t0/ablation#%"), "no variant with edits found", "no variant with edits found")
+    assert_reasked(calls(ctx, "lane0/t0/ablation#%"), "no variant found", "no variant found")
     block_reason = "the block is not an exact substring of the current script"
     assert_reasked(calls(ctx, "lane0/t0/extract#%"), block_reason, block_reason)
     assert_reasked(calls(ctx, "lane0/t0/k0#%"), "no code block found")
