@@ -197,13 +197,12 @@ def conclude_step(state: LaneState, runtime: Runtime[Context]) -> dict:
     # the rewrites first: on a tie with the ablation's variant, the planned change is kept
     best = next(iter(ranked([*(a["solution"] for a in attempts), state.get("variant")], task.lower_is_better)), None)
     kept = best if best is not None and is_better(best["score"], before["score"], task.lower_is_better) else None
-    improved = kept is not None
     target: Target = state.get("target") or {}
     record: StepRecord = {"step": state["step"], "block": target.get("block"), "before": before["score"],
                           "after": before["score"] if kept is None else kept["score"],
                           "kept": None if kept is None else kept["origin"],
                           "attempts": [{"plan": a["plan"], "score": a["score"]} for a in attempts]}
-    emit(lane=state["lane"], node="conclude_step", event="step", step=state["step"], improved=improved,
+    emit(lane=state["lane"], node="conclude_step", event="step", step=state["step"], improved=kept is not None,
          score=record["after"])
     blocks = state["refined_blocks"] + ([target["block"]] if target.get("block") else [])
     return {"solution": before if kept is None else kept, "history": [*state["history"], record],
