@@ -244,6 +244,16 @@ def _pairs():
     return [(name, a.key) for name in TASK_NAMES for a in applicable(load_task(TASKS_DIR / name))]
 
 
+def _fast_pairs():
+    """Every pair, the first task of each approach in the fast tier, the rest marked slow (they run in CI)."""
+    seen: set[str] = set()
+    params = []
+    for name, key in _pairs():
+        params.append(pytest.param(name, key, marks=() if key not in seen else pytest.mark.slow))
+        seen.add(key)
+    return params
+
+
 def _variant_pairs():
     if TASKS_DIR is None:
         return []
@@ -290,7 +300,7 @@ def run_example(tasks, variant_tasks, tmp_path_factory):
 
 
 @needs_tasks
-@pytest.mark.parametrize("name,key", _pairs())
+@pytest.mark.parametrize("name,key", _fast_pairs())
 def test_example_submits(tasks, baselines, run_example, name, key):
     task = tasks[name]
     result = run_example(name, key, submit=True)
@@ -311,6 +321,7 @@ def test_example_submits(tasks, baselines, run_example, name, key):
 
 
 @needs_tasks
+@pytest.mark.slow
 @pytest.mark.parametrize("key", sorted({key for _, key in _pairs()}))
 def test_example_validates_without_the_test_set(tasks, baselines, tmp_path, key):
     """submit=False never touches test.csv: ./input holds everything else but not that file."""

@@ -288,6 +288,7 @@ def test_resolve_gguf_user_path(tmp_path):
 
 
 @pytest.mark.model
+@pytest.mark.slow  # loads the 1 GB model: not in the fast tier
 @pytest.mark.skipif(not local_model.model_parts_installed(), reason="embedded model wheels not installed")
 def test_local_model_smoke_json():
     started = time.monotonic()
