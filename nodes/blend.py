@@ -26,7 +26,7 @@ from nodes.debug import attempt_dir, execute
 from nodes.ensemble import final_candidates
 from nodes.evaluate import floor_solutions
 from nodes.llm import run_started_at
-from nodes.submit import FLAG_OFF, FLAG_ON
+from nodes.submit import FLAG_OFF, FLAG_ON, checked_submission
 from runtime import board, keys
 from runtime.ensemble_selection import KINDS as BLENDABLE, Selection, blend as blend_arrays, select_ensemble
 from runtime.files import atomic_write_text
@@ -73,14 +73,14 @@ def test_submission(ctx: Context, state: Mapping[str, Any], member: Solution, in
     """A valid submission made by the member's own model: the one beside it, or one from setting its flag."""
     task = task_of(state)
     beside = Path(member["path"]) / board.SUBMISSION
-    if beside.is_file() and not validate_submission(task, beside):
+    if beside.is_file() and not checked_submission(task, beside):
         return beside
     if FLAG_OFF not in member["code"]:
         return None
     result = execute(ctx, {**state, "lane": keys.PIPELINE_LANE}, code=member["code"].replace(FLAG_OFF, FLAG_ON, 1),
                      exec_key=keys.pipeline_key("blend", f"test{index}"))
     made = Path(result.attempt_dir) / board.SUBMISSION
-    return made if result.succeeded and not validate_submission(task, made) else None
+    return made if result.succeeded and not checked_submission(task, made) else None
 
 
 def test_predictions(task: Task, csv: Path, ids: pd.Series | None) -> tuple[pd.Series, np.ndarray]:

@@ -21,7 +21,7 @@ from runtime import board, keys
 from runtime.catalog import applicable, render_example
 from runtime.journal import open_journal
 from runtime.parsing import extract_code
-from runtime.task import Task, validate_submission
+from runtime.task import Task, bring_probabilities_into_range, validate_submission
 
 MAX_SOURCES = 3
 PREVIEW_LINES = 6
@@ -30,10 +30,19 @@ FLAG_OFF, FLAG_ON = "SUBMIT = False", "SUBMIT = True"
 
 
 def submission_check(task: Task):
+    """The problems of a script's submission, told to the debugger; probabilities out of range are mapped
+    into it first, as the metric reads them (no model call for what the agent can fix itself)."""
     def check(result) -> str | None:
-        problems = validate_submission(task, Path(result.attempt_dir) / "submission.csv")
+        problems = checked_submission(task, Path(result.attempt_dir) / board.SUBMISSION)
         return SUBMISSION_PROBLEMS.format(problems="; ".join(problems)) if problems else None
     return check
+
+
+def checked_submission(task: Task, csv: Path) -> list[str]:
+    """`validate_submission` after bringing out-of-range probabilities into range (which is recorded)."""
+    if bring_probabilities_into_range(task, csv):
+        emit(node="submit", event="repaired", path=str(csv), reason="probabilities mapped into [0, 1]")
+    return validate_submission(task, csv)
 
 
 def submission_goal(state: Mapping[str, Any]) -> str:

@@ -38,6 +38,8 @@ class Metric:
     #: One target per submission column, scored column by column and averaged (mean column-wise RMSE...):
     #: fn gets 2-D y_true and y_pred, one column per target.
     per_column: bool = False
+    #: Scored by the order of the predictions only (AUC): any increasing rescaling scores the same.
+    rank_based: bool = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,7 +266,8 @@ METRICS: dict[str, Metric] = {
         Metric("balanced_accuracy", False, "classification", "label", _balanced_accuracy,
                "balanced accuracy: mean of per-class recall"),
         Metric("qwk", False, "classification", "label", _qwk, "quadratic weighted Cohen's kappa"),
-        Metric("auc", False, "classification", "probability", _auc, "area under the ROC curve"),
+        Metric("auc", False, "classification", "probability", _auc, "area under the ROC curve",
+               rank_based=True),
         Metric("logloss", True, "classification", "probability", _logloss, "binary or multi-class log loss"),
         Metric("mse", True, "regression", "value", _mse, "mean squared error"),
         Metric("rmse", True, "regression", "value", _rmse, "root mean squared error"),
@@ -279,7 +282,7 @@ METRICS: dict[str, Metric] = {
         Metric("mean_column_logloss", True, "classification", "probability", _column_logloss,
                "mean column-wise binary log loss over several 0/1 target columns", per_column=True),
         Metric("mean_column_auc", False, "classification", "probability", _column_auc,
-               "mean column-wise ROC AUC over several 0/1 target columns", per_column=True),
+               "mean column-wise ROC AUC over several 0/1 target columns", per_column=True, rank_based=True),
     )
 }
 

@@ -25,7 +25,7 @@ import pandas as pd
 
 from prompts.task import METRIC_QUESTION
 from runtime import metrics
-from runtime.files import SAFE_NAME, open_regular
+from runtime.files import SAFE_NAME, atomic_write_text, open_regular
 from runtime.parsing import AnswerError, extract_json
 
 DESCRIPTION_FILES = ("description.md", "task_description.txt", "description.txt")
@@ -36,6 +36,7 @@ KINDS = ("binary", "multiclass", "regression", "timeseries", "text", "multitarge
 #: column per submission column): values, or probabilities of 0/1 targets.
 PREDICTIONS = ("label", "probability", "class_probabilities", "value", "ranked_labels", "values", "probabilities")
 MULTI_TARGET = ("values", "probabilities")
+PROBABILITY_KINDS = ("probability", "class_probabilities", "probabilities")
 METADATA_FILE = "task.json"
 #: Never listed as data even when the agent sees the task root itself (no public/ folder).
 HIDDEN_FILES = (METADATA_FILE, "answers.csv")
@@ -664,6 +665,42 @@ def validate_submission(task: Task, submission_path: str | os.PathLike) -> list[
     return problems
 
 
+def bring_probabilities_into_range(task: Task, submission_path: str | os.PathLike) -> bool:
+    """Rewrite a submission's probabilities outside [0, 1] the way the metric reads them; True if rewritten.
+
+    The metric scores a script's validation predictions after the same mapping (clipped and row-normalised
+    class probabilities, clipped binary ones, ranks for AUC), so the rewritten file is scored as its
+    validation predictions were, where refusing it would throw away a solution the board should have.
+    Only finite numbers are mapped; every other problem is left to `validate_submission`.
+    """
+    if task.prediction not in PROBABILITY_KINDS:
+        return False
+    try:
+        with open_regular(os.fspath(submission_path)) as f:
+            frame = pd.read_csv(f, dtype=str, keep_default_na=False)  # ids written back exactly as read
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError):
+        return False
+    columns = list(task.target_columns)
+    if not set(columns) <= set(frame.columns) or frame.empty:
+        return False
+    values = frame[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    if not np.isfinite(values).all() or ((values >= 0) & (values <= 1)).all():
+        return False
+    frame[columns] = _as_the_metric_reads(values, task)
+    atomic_write_text(submission_path, frame.to_csv(index=False))
+    return True
+
+
+def _as_the_metric_reads(values: np.ndarray, task: Task) -> np.ndarray:
+    if metrics.METRICS[task.metric].rank_based:  # order only: rescale each column to [0, 1]
+        low, high = values.min(axis=0), values.max(axis=0)
+        return np.where(high > low, (values - low) / np.where(high > low, high - low, 1.0), 0.5)
+    if task.prediction == "class_probabilities":
+        clipped = np.clip(values, metrics.EPS, 1.0)
+        return clipped / clipped.sum(axis=1, keepdims=True)
+    return np.clip(values, 0.0, 1.0)
+
+
 def largest_submission_bytes(task: Task, rows: int, columns: int) -> int:
     """The size a valid submission can reach: the sample submission (the ids) plus 32 bytes for every
     prediction cell (a float printed in full is 20-25), plus 1 MB of slack. Checked before reading, so that
@@ -709,7 +746,7 @@ def _value_problems(task: Task, column: pd.Series) -> list[str]:
     if np.isinf(finite).any():
         problems.append(f"{name} has {int(np.isinf(finite).sum())} infinite cells")
     finite = finite[np.isfinite(finite)]
-    if task.prediction in ("probability", "class_probabilities", "probabilities") and ((finite < 0) | (finite > 1)).any():
+    if task.prediction in PROBABILITY_KINDS and ((finite < 0) | (finite > 1)).any():
         bad = finite[(finite < 0) | (finite > 1)]
         problems.append(f"{name} has {len(bad)} probabilities outside [0, 1], e.g. {_examples(bad.unique())}")
     if metrics.METRICS[task.metric].nonnegative and (finite < 0).any():

@@ -14,7 +14,16 @@ import pytest
 
 from prompts.task import METRIC_QUESTION
 from runtime import metrics
-from runtime.task import Grade, Task, TaskError, data_summary, grade_submission, load_task, validate_submission
+from runtime.task import (
+    Grade,
+    Task,
+    TaskError,
+    bring_probabilities_into_range,
+    data_summary,
+    grade_submission,
+    load_task,
+    validate_submission,
+)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 BASELINES = json.loads((EXAMPLES / "baselines.json").read_text())
@@ -533,6 +542,67 @@ def test_probabilities_out_of_range(tasks, tmp_path):
     sub = sample_copy(penguins)
     sub.loc[0, "Adelie"] = -0.1
     assert any("outside [0, 1]" in p for p in validate_submission(penguins, write(sub, tmp_path)))
+
+
+def test_probabilities_out_of_range_are_mapped_as_the_metric_reads_them(tasks, tmp_path):
+    """A script's probabilities above 1 score on validation after the metric's own mapping; its
+    submission, mapped the same way, scores the same and is valid instead of refused."""
+    rng = np.random.default_rng(0)
+    penguins = tasks["penguins"]
+    sub = sample_copy(penguins)
+    columns = list(penguins.target_columns)
+    raw = rng.uniform(0.01, 1.5, size=(len(sub), len(columns)))
+    sub[columns] = raw
+    path = write(sub, tmp_path)
+    truth = rng.choice(columns, size=len(sub))
+    logloss = metrics.METRICS["logloss"].fn
+    assert bring_probabilities_into_range(penguins, path)
+    mapped = pd.read_csv(path)
+    assert validate_submission(penguins, path) == []
+    assert mapped[penguins.id_column].tolist() == sub[penguins.id_column].tolist()
+    assert np.allclose(mapped[columns].sum(axis=1), 1.0)
+    assert logloss(truth, mapped[columns].to_numpy(), columns) == pytest.approx(logloss(truth, raw, columns))
+
+    tweets = tasks["tweets"]  # AUC: only the order counts, so the scores are rescaled, not clipped
+    sub = sample_copy(tweets)
+    raw = rng.normal(0.5, 1.0, size=len(sub))
+    sub["is_android"] = raw
+    path = write(sub, tmp_path)
+    assert bring_probabilities_into_range(tweets, path)
+    mapped = pd.read_csv(path)["is_android"].to_numpy()
+    assert validate_submission(tweets, path) == [] and mapped.min() == 0.0 and mapped.max() == 1.0
+    assert (np.argsort(mapped, kind="stable") == np.argsort(raw, kind="stable")).all()
+
+
+def test_the_submit_check_maps_probabilities_instead_of_asking_the_debugger(tasks, tmp_path):
+    from types import SimpleNamespace
+
+    from nodes.submit import submission_check
+    task = tasks["penguins"]
+    sub = sample_copy(task)
+    sub[list(task.target_columns)] = 1.5  # out of range: the debugger would be asked to fix it
+    write(sub, tmp_path)
+    assert submission_check(task)(SimpleNamespace(attempt_dir=str(tmp_path))) is None
+    assert np.allclose(pd.read_csv(tmp_path / "submission.csv")[list(task.target_columns)], 1 / 3)
+    sub[task.id_column] = sub[task.id_column].iloc[::-1].to_numpy()[0]  # one id everywhere: not ours to fix
+    write(sub, tmp_path)
+    assert "duplicated" in submission_check(task)(SimpleNamespace(attempt_dir=str(tmp_path)))
+
+
+def test_only_finite_probabilities_are_mapped(tasks, tmp_path):
+    penguins = tasks["penguins"]
+    sub = sample_copy(penguins)
+    sub.loc[0, penguins.target_columns[0]] = np.nan
+    sub.loc[1, penguins.target_columns[0]] = 1.5
+    path = write(sub, tmp_path)
+    before = path.read_bytes()
+    assert not bring_probabilities_into_range(penguins, path)
+    assert path.read_bytes() == before and validate_submission(penguins, path)
+    concrete = tasks["concrete"]  # not probabilities: left alone
+    values = sample_copy(concrete)
+    values["compressive_strength"] = 30.0
+    path = write(values, tmp_path)
+    assert not bring_probabilities_into_range(concrete, path) and validate_submission(concrete, path) == []
 
 
 def test_labels_outside_classes(tasks, tmp_path):
