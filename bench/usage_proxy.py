@@ -12,7 +12,9 @@ import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from bench.loopback import LoopbackServer
 
 FORWARDED_HEADERS = ("Content-Type", "Authorization", "Accept")
 
@@ -36,7 +38,7 @@ def capped(data: bytes | None, max_tokens: int) -> bytes | None:
     return json.dumps({**body, "max_tokens": max_tokens}).encode()
 
 
-class UsageProxy:
+class UsageProxy(LoopbackServer):
     """Forwards ``/v1/...`` to ``upstream`` (a base URL ending in /v1) and counts what passes.
 
     With ``api_key`` the proxy authenticates to the upstream itself, so the client never holds the key.
@@ -52,20 +54,7 @@ class UsageProxy:
         self.timeout_s = timeout_s
         self.usage = Usage()
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
-
-    def start(self) -> "UsageProxy":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().__init__(self._handler())
 
     def take(self) -> Usage:
         """The usage counted since the last call (one attempt's share), resetting the counters."""

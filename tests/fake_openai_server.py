@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from langchain_core.messages import convert_to_messages
 
+from bench.loopback import LoopbackServer
 from tests import scripted_model
 
 
@@ -22,7 +23,7 @@ def count_tokens(text: str) -> int:
     return len(text.split())
 
 
-class FakeOpenAIServer:
+class FakeOpenAIServer(LoopbackServer):
     def __init__(self, respond=scripted_model.respond):
         self.respond = respond
         self.fail_next: list[int] = []
@@ -34,23 +35,10 @@ class FakeOpenAIServer:
         self.bodies: list[dict] = []
         self.authorizations: list[str | None] = []  # the Authorization header of every request
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+        super().__init__(self._handler())
 
     def spec(self, model: str = "fake-coder") -> str:
         return f"openai:{model}@{self.base_url}"
-
-    def __enter__(self) -> "FakeOpenAIServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
 
     def _decide(self, body: dict) -> tuple[int, dict]:
         with self._lock:
