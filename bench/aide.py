@@ -59,12 +59,15 @@ _FOREIGN_MODEL = re.compile(r"^(gpt-|o\d|codex-mini-latest$|claude-|gemini-)")
 # Run by ``python -c`` in AIDE's venv in place of the ``aide`` console script (``aide.run:run``); the
 # ``key=value`` overrides follow as sys.argv[1:], exactly as for ``aide``. Three patches and a cleanup:
 # 1. the feedback call's tool_choice becomes "required" (llama.cpp ignores the named-function object);
-# 2. a review answer that is not the object AIDE asked for (a small model may answer a bare string, on which
-#    AIDE 0.2.2 crashes with a TypeError) marks the step buggy, as AIDE itself does with a metric that is not
-#    a number: the run goes on, as ours does after a malformed answer;
+# 2. a review the model wrote as text, not as a tool call (the 1.5B model writes a fenced JSON object, often
+#    {"name": "submit_review", "arguments": {...}}), is read from that text, as our agent reads its answers;
+#    an answer that holds no review (a bare string, on which AIDE 0.2.2 crashes with a TypeError) marks the
+#    step buggy, as AIDE itself does with a metric that is not a number: the run goes on;
 # 3. after each step, the submission that step wrote is kept as submissions/step_<k>.csv in the log dir;
 # 4. when AIDE crashes, its interpreter child is killed, so the process exits (code 1) instead of hanging.
 LAUNCHER = """\
+import json
+import re
 import shutil
 import aide.agent
 from aide.backend.utils import FunctionSpec
@@ -74,10 +77,24 @@ FunctionSpec.openai_tool_choice_dict = property(lambda self: "required")
 _query = aide.agent.query
 REVIEW_KEYS = ("is_bug", "summary", "metric", "lower_is_better")
 
+def _review_in(answer):
+    if isinstance(answer, str):
+        found = re.search(r"\\{.*\\}", answer, re.S)
+        try:
+            answer = json.loads(found.group(0)) if found else answer
+        except ValueError:
+            pass
+    if isinstance(answer, dict) and isinstance(answer.get("arguments"), dict):
+        answer = answer["arguments"]
+    return answer
+
 def _usable_review(*args, **kwargs):
     answer = _query(*args, **kwargs)
-    if kwargs.get("func_spec") is None or (isinstance(answer, dict) and all(k in answer for k in REVIEW_KEYS)):
+    if kwargs.get("func_spec") is None:
         return answer
+    review = _review_in(answer)
+    if isinstance(review, dict) and all(k in review for k in REVIEW_KEYS):
+        return review
     return {"is_bug": True, "metric": None, "lower_is_better": True,
             "summary": "the review answer could not be read: " + str(answer)[:200]}
 

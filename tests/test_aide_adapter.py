@@ -206,24 +206,28 @@ def test_experiment_folder_index_is_not_assumed(tmp_path):
 
 
 def test_the_launcher_turns_an_unusable_review_into_a_buggy_step(tmp_path):
-    """AIDE 0.2.2 crashes when the review answer is a bare string; the launcher makes it a buggy step."""
+    """AIDE 0.2.2 crashes when the review answer is a bare string; the launcher makes it a buggy step, and
+    reads a review written as text instead of a tool call."""
     fake = tmp_path / "aide"
     (fake / "backend").mkdir(parents=True)
     (fake / "__init__.py").write_text("")
     (fake / "backend" / "__init__.py").write_text("")
     (fake / "backend" / "utils.py").write_text("class FunctionSpec:\n    pass\n")
     (fake / "agent.py").write_text(
-        "ANSWERS = ['a bare string', {'is_bug': False, 'summary': 's', 'metric': 0.5, 'lower_is_better': False}]\n"
+        "ANSWERS = ['a bare string', {'is_bug': False, 'summary': 's', 'metric': 0.5, 'lower_is_better': False},\n"
+        "           'Review:\\n```json\\n{\"name\": \"submit_review\", \"arguments\": {\"is_bug\": true, '\n"
+        "           '\"summary\": \"t\", \"metric\": null, \"lower_is_better\": true}}\\n```']\n"
         "def query(**kwargs):\n    return ANSWERS.pop(0) if kwargs.get('func_spec') else 'code'\n"
         "class Agent:\n    def step(self, exec_callback):\n        pass\n")
     (fake / "run.py").write_text(
         "import json\nimport aide.agent\n"
         "def run():\n"
-        "    print(json.dumps([aide.agent.query(func_spec=1), aide.agent.query(func_spec=1), aide.agent.query()]))\n")
+        "    print(json.dumps([aide.agent.query(func_spec=1) for _ in range(3)] + [aide.agent.query()]))\n")
     proc = subprocess.run([sys.executable, "-c", aide.LAUNCHER], cwd=tmp_path, capture_output=True, text=True,
                           timeout=60, env={**os.environ, "PYTHONPATH": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
-    unusable, usable, plain = json.loads(proc.stdout.strip().splitlines()[-1])
+    unusable, usable, written, plain = json.loads(proc.stdout.strip().splitlines()[-1])
     assert unusable["is_bug"] is True and unusable["metric"] is None and "a bare string" in unusable["summary"]
     assert usable == {"is_bug": False, "summary": "s", "metric": 0.5, "lower_is_better": False}
+    assert written == {"is_bug": True, "summary": "t", "metric": None, "lower_is_better": True}  # read from the text
     assert plain == "code"  # calls without a function spec are left alone
