@@ -692,12 +692,12 @@ def bring_probabilities_into_range(task: Task, submission_path: str | os.PathLik
 
 
 def _as_the_metric_reads(values: np.ndarray, task: Task) -> np.ndarray:
+    if task.prediction == "class_probabilities":  # every metric clips and row-normalises them (AUC too)
+        clipped = np.clip(values, metrics.EPS, 1.0)
+        return clipped / clipped.sum(axis=1, keepdims=True)
     if metrics.METRICS[task.metric].rank_based:  # order only: rescale each column to [0, 1]
         low, high = values.min(axis=0), values.max(axis=0)
         return np.where(high > low, (values - low) / np.where(high > low, high - low, 1.0), 0.5)
-    if task.prediction == "class_probabilities":
-        clipped = np.clip(values, metrics.EPS, 1.0)
-        return clipped / clipped.sum(axis=1, keepdims=True)
     return np.clip(values, 0.0, 1.0)
 
 
