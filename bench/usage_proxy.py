@@ -99,11 +99,14 @@ class UsageProxy(LoopbackServer):
                     body = json.dumps({"error": {"message": f"upstream unreachable: {exc}"}}).encode()
                 if method == "POST" and path.endswith("/chat/completions"):
                     proxy._count(status, body)
-                self.send_response(status)
-                self.send_header("Content-Type", kind or "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", kind or "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a system killed at its deadline): counted, nobody to answer
 
             def do_POST(self):  # noqa: N802 (http.server's naming)
                 self._forward("POST")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -109,3 +112,32 @@ def test_a_served_model_lives_exactly_as_long_as_one_attempt():
     assert not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
     with pytest.raises(RuntimeError, match="did not start"):
         ServedModel([sys.executable, "-c", "pass"], startup_s=20).start()
+
+
+def test_a_client_that_gave_up_is_counted_without_a_traceback(capfd):
+    """A system killed at its deadline drops the connection mid-answer: the answer is still counted."""
+    release = threading.Event()
+
+    def slow(messages):
+        release.wait(10)
+        return "late answer"
+
+    with FakeOpenAIServer(respond=slow) as upstream:
+        proxy = UsageProxy(upstream.base_url).start()
+        try:
+            body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
+            port = int(proxy.base_url.rsplit(":", 1)[1].split("/")[0])
+            with socket.create_connection(("127.0.0.1", port)) as client:  # send, then hang up unanswered
+                client.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                               + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            release.set()
+            deadline = time.monotonic() + 10
+            while upstream.answers == 0 or proxy.usage.calls == 0:
+                assert time.monotonic() < deadline, "the answer never came back through the proxy"
+                time.sleep(0.05)
+            time.sleep(0.2)  # the proxy's write to the closed connection
+        finally:
+            proxy.stop()
+    assert proxy.take().calls == 1
+    assert "Traceback" not in capfd.readouterr().err
