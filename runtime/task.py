@@ -673,10 +673,14 @@ def bring_probabilities_into_range(task: Task, submission_path: str | os.PathLik
     validation predictions were, where refusing it would throw away a solution the board should have.
     Only finite numbers are mapped; every other problem is left to `validate_submission`.
     """
-    if task.prediction not in PROBABILITY_KINDS:
+    path = os.fspath(submission_path)
+    if task.prediction not in PROBABILITY_KINDS or not os.path.isfile(path):
         return False
+    sample = read_csv(task.path(task.sample_submission_file))
+    if os.path.getsize(path) > largest_submission_bytes(task, len(sample), len(sample.columns)):
+        return False  # never parsed by the agent: validate_submission names the problem
     try:
-        with open_regular(os.fspath(submission_path)) as f:
+        with open_regular(path) as f:
             frame = pd.read_csv(f, dtype=str, keep_default_na=False)  # ids written back exactly as read
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError):
         return False

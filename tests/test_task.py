@@ -598,6 +598,10 @@ def test_only_finite_probabilities_are_mapped(tasks, tmp_path):
     before = path.read_bytes()
     assert not bring_probabilities_into_range(penguins, path)
     assert path.read_bytes() == before and validate_submission(penguins, path)
+    huge = sample_copy(penguins).iloc[[0] * 200_000]  # far more rows than a submission has: never parsed
+    huge[list(penguins.target_columns)] = 1.5
+    path = write(huge, tmp_path)
+    assert not bring_probabilities_into_range(penguins, path) and validate_submission(penguins, path)
     concrete = tasks["concrete"]  # not probabilities: left alone
     values = sample_copy(concrete)
     values["compressive_strength"] = 30.0
