@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runtime.journal import Journal  # noqa: E402
+from runtime.journal import SqliteJournal  # noqa: E402
 from runtime.keys import exec_phase  # noqa: E402
 from runtime.task import grade_submission, load_task  # noqa: E402
 
@@ -39,7 +39,7 @@ def main() -> None:
 
     if args.summarise:
         home = Path(args.summarise).resolve()
-        [run_id] = [r["run_id"] for r in Journal(home / "journal.db").runs() if r.get("context")]  # the CLI run
+        [run_id] = [r["run_id"] for r in SqliteJournal(home / "journal.db").runs() if r.get("context")]  # the CLI run
         exit_code, wall = None, None  # the journal's timestamps give the run's duration below
     else:
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -56,7 +56,7 @@ def main() -> None:
             exit_code = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode
         wall = time.monotonic() - started
 
-    journal = Journal(home / "journal.db")
+    journal = SqliteJournal(home / "journal.db")
     usage = journal.usage(run_id)
     run = journal.get_run(run_id) or {}
     if wall is None:

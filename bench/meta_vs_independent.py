@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runtime.journal import Journal  # noqa: E402
+from runtime.journal import SqliteJournal  # noqa: E402
 from runtime.task import grade_submission, load_task  # noqa: E402
 
 # Small per-run settings so that 2 tasks x 6 runs finish in about two hours on 2 cores with the embedded model.
@@ -61,7 +61,7 @@ def pick_by_validation(rows: list[dict], lower_is_better: bool) -> dict | None:
 def meta_arm(home: Path, task, task_dir: Path, stamp: str, runs: int, model: str, settings: list[str]) -> dict:
     run_id = f"meta-{task.name}-{stamp}"
     code, wall = run_cli(home, task_dir, run_id, runs, model, settings)
-    journal = Journal(home / "journal.db")
+    journal = SqliteJournal(home / "journal.db")
     per_run = [{"run": r["run_id"], "validation_score": r["best_score"], "submission": r["submission_path"],
                 "graded_score": graded(task, r["submission_path"]), "duration_s": round(r["duration_s"] or 0, 1),
                 "overrides": json.loads(r["overrides"] or "null"), "goals": len(json.loads(r["goals"] or "[]"))}
@@ -73,7 +73,7 @@ def meta_arm(home: Path, task, task_dir: Path, stamp: str, runs: int, model: str
 
 def independent_arm(home: Path, task, task_dir: Path, stamp: str, runs: int, model: str,
                     settings: list[str]) -> dict:
-    journal = Journal(home / "journal.db")
+    journal = SqliteJournal(home / "journal.db")
     per_run, wall_total, usage_total, codes = [], 0.0, {}, []
     for index in range(runs):
         run_id = f"independent-{task.name}-{stamp}-{index}"

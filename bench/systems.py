@@ -22,7 +22,7 @@ from bench.suite import SuiteTask
 from bench.usage_proxy import UsageProxy
 from graph.context import Context
 from runtime import board
-from runtime.journal import Journal
+from runtime.journal import SqliteJournal
 from runtime.models import openai_endpoint, parse_model_spec
 from runtime.sandbox import scrubbed_env
 
@@ -104,7 +104,7 @@ def endpoint_for(spec: str) -> Endpoint:
                      f"openai:MODEL[@URL], or leave aide out with --systems.")
 
 
-def run_board(journal: Journal, run_id: str, submission: str | None) -> tuple[dict | None, str | None]:
+def run_board(journal: SqliteJournal, run_id: str, submission: str | None) -> tuple[dict | None, str | None]:
     """The submission board of a run's pipeline runs (<run_id>-run<k>): the one that holds the run's final
     submission, else the latest with a submission, also when the run was killed before it ended."""
     boards = []
@@ -147,7 +147,7 @@ class MleStar:
         journal_path = attempt.work / "journal.db"
         if not journal_path.exists():
             return Outcome(None, notes="no journal: the run never started")
-        journal = Journal(journal_path)
+        journal = SqliteJournal(journal_path)
         row = journal.get_run(attempt.run_id) or {}
         usage = journal.usage(attempt.run_id)
         held, workspace = run_board(journal, attempt.run_id, row.get("submission"))

@@ -9,7 +9,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import Annotated, Any, NoReturn, Optional
 
 import psutil
 import typer
@@ -18,12 +18,13 @@ from rich.markdown import Markdown
 from rich.markup import escape
 from rich.table import Column, Table
 
-from graph.checkpoint import CheckpointError, checkpoints_path
+from graph.checkpoint import CheckpointError, checkpoints_location, journal_location
 from graph.client import ClientError, MleStar, RunResult, model_settings, new_run_id
-from graph.context import SETTING_GROUPS, ConfigError, Context, load_config_file
+from graph.cluster import read_ray_flag
+from graph.context import SETTING_GROUPS, ConfigError, build_context, load_config_file
 from graph.progress import Progress
 from nodes.report_tables import USAGE_GROUPS, USAGE_HEADERS, usage_cells, usage_total
-from runtime.journal import open_journal
+from runtime.journal import is_database_url, open_journal, redact
 from runtime.models import ROLES
 from runtime.sandbox import IsolationUnavailable
 from runtime.task import TaskError, grade_submission, load_task
@@ -31,13 +32,15 @@ from runtime.task import TaskError, grade_submission, load_task
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="MLE-STAR Graph: an autonomous ML engineer for Kaggle-style task folders.")
 console = Console()
-DEFAULT_JOURNAL = Context().journal_path
 EXIT_PAUSED, EXIT_REVIEW = 3, 4
 USER_ERRORS = (ClientError, ConfigError, TaskError, IsolationUnavailable)
 
-CheckpointsOpt = Annotated[Optional[Path], typer.Option(
-    help="SQLite checkpoint database (default: $MLESTAR_CHECKPOINTS or checkpoints/checkpoints.db).")]
-JournalOpt = Annotated[Path, typer.Option("--journal", help="SQLite journal database.")]
+CheckpointsOpt = Annotated[Optional[str], typer.Option(
+    help="Checkpoint store: a SQLite file or a postgresql:// URL (default: $MLESTAR_CHECKPOINTS or "
+         "checkpoints/checkpoints.db).")]
+JournalOpt = Annotated[Optional[str], typer.Option(
+    "--journal", help="Journal: a SQLite file or a postgresql:// URL (default: $MLESTAR_JOURNAL, else the "
+                      "checkpoints' PostgreSQL database, else checkpoints/journal.db).")]
 #: The settings --set takes, by group (docs/configuration.md has each one's meaning, default and bounds).
 SETTINGS_EPILOG = "Settings for --set KEY=VALUE, by group (docs/configuration.md):\n\n" + "\n\n".join(
     f"{group}: {', '.join(names)}" for group, names in SETTING_GROUPS.items())
@@ -72,7 +75,7 @@ def role_models(items: list[str]) -> dict[str, str]:
     return settings
 
 
-def client(checkpoints: Path | None, journal: str | Path, run_id: str) -> MleStar:
+def client(checkpoints: str | None, journal: str | None, run_id: str) -> MleStar:
     """A client that shows the run's progress live and stops at once on Ctrl-C."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     progress = Progress(console, run_id)
@@ -106,7 +109,7 @@ def drive(agent: MleStar, run_id: str, step) -> RunResult:
                       f"{escape(str(exc))} ({where.filename}:{where.lineno}). Everything finished is kept: "
                       f"fix the cause, then [bold]mlestar resume {run_id}[/]")
         raise typer.Exit(1)
-    show_result(result, open_journal(str(agent.journal_path)))
+    show_result(result, open_journal(agent.journal_path))
     return result
 
 
@@ -152,6 +155,11 @@ def show_review(result: RunResult) -> None:
                   f"[bold]--edit JSON[/] where JSON is {escape(review.how_to_edit)}")
 
 
+def store_exists(checkpoints: str | None) -> bool:
+    location = checkpoints_location(checkpoints)
+    return is_database_url(location) or Path(location).exists()
+
+
 def fmt(score) -> str:
     return "-" if score is None else f"{score:.6g}"
 
@@ -174,7 +182,7 @@ def run(
     except (TaskError, ConfigError) as exc:
         fail(str(exc))
     settings = {**parse_assignments(set_, "--set"), **role_models(model)}
-    journal = settings.pop("journal_path", None) or base.get("journal_path") or DEFAULT_JOURNAL
+    journal = settings.pop("journal_path", None) or base.get("journal_path")
     run_id = run_id or new_run_id(task.name)
     console.print(f"Run [bold]{run_id}[/] on task [bold]{task.name}[/] ({task.metric}, "
                   f"{'lower' if task.lower_is_better else 'higher'} is better)")
@@ -186,7 +194,7 @@ def run(
 def resume(
     run_id: Annotated[str, typer.Argument(help="The run to finish.")],
     checkpoints: CheckpointsOpt = None,
-    journal_path: JournalOpt = Path(DEFAULT_JOURNAL),
+    journal_path: JournalOpt = None,
     set_: Annotated[list[str], typer.Option("--set", help="Change a setting for the rest of the run, "
                                                           "KEY=VALUE (e.g. a higher rate limit or budget).")] = [],
 ) -> None:
@@ -211,7 +219,7 @@ def extend(
     run_id: Annotated[str, typer.Argument(help="A finished meta-loop run.")],
     runs: Annotated[int, typer.Option(help="How many more pipeline runs.")] = 1,
     checkpoints: CheckpointsOpt = None,
-    journal_path: JournalOpt = Path(DEFAULT_JOURNAL),
+    journal_path: JournalOpt = None,
 ) -> None:
     """Add runs to a finished run: the Enhancer studies everything so far and steers the new runs."""
     console.print(f"Extending [bold]{run_id}[/] by {runs} run(s)")
@@ -227,7 +235,7 @@ def review(
     edit: Annotated[Optional[str], typer.Option(help="Replace parts of the proposal: a JSON object (see the "
                                                      "proposal for its fields).")] = None,
     checkpoints: CheckpointsOpt = None,
-    journal_path: JournalOpt = Path(DEFAULT_JOURNAL),
+    journal_path: JournalOpt = None,
 ) -> None:
     """Show what a paused run proposes, or answer it and let the run go on."""
     agent = client(checkpoints, journal_path, run_id)
@@ -255,7 +263,7 @@ def review(
 def report(
     run_id: Annotated[str, typer.Argument(help="The run to report on.")],
     checkpoints: CheckpointsOpt = None,
-    journal_path: JournalOpt = Path(DEFAULT_JOURNAL),
+    journal_path: JournalOpt = None,
     html: Annotated[bool, typer.Option("--html", help="Print only the path of the HTML report.")] = False,
 ) -> None:
     """Summary of a run: best score, which run produced it, improvement over the baseline, every attempt, the
@@ -305,7 +313,7 @@ def fork(
     = None,
     set_: Annotated[list[str], typer.Option("--set", help="Changed setting KEY=VALUE for the new run.")] = [],
     checkpoints: CheckpointsOpt = None,
-    journal_path: JournalOpt = Path(DEFAULT_JOURNAL),
+    journal_path: JournalOpt = None,
 ) -> None:
     """A new run from a checkpoint between two pipeline runs, with changed settings; it inherits the finished
     runs (not redone) and continues from there. Compare the two with `mlestar report`."""
@@ -317,11 +325,12 @@ def fork(
 
 
 @app.command()
-def runs(journal_path: JournalOpt = Path(DEFAULT_JOURNAL)) -> None:
+def runs(checkpoints: CheckpointsOpt = None, journal_path: JournalOpt = None) -> None:
     """Every run (thread) with its task, status, best validation score, model use and cost."""
-    journal = open_journal(str(journal_path))
+    agent = MleStar(checkpoints, journal_path)
+    journal = agent.journal()
     table = Table("run", "task", "status", "best validation score", "model calls", "tokens", "cost $", "started")
-    for row in MleStar(journal=journal_path).runs():
+    for row in agent.runs():
         usage = journal.usage(row["run_id"])
         table.add_row(row["run_id"], row.get("task") or "", row.get("status") or "", fmt(row.get("best_score")),
                       str(usage["model_calls"]), str(usage["tokens_in"] + usage["tokens_out"]),
@@ -333,14 +342,14 @@ def runs(journal_path: JournalOpt = Path(DEFAULT_JOURNAL)) -> None:
 def status(
     run_id: Annotated[Optional[str], typer.Argument(help="One run to show in detail.")] = None,
     checkpoints: CheckpointsOpt = None,
-    journal_path: JournalOpt = Path(DEFAULT_JOURNAL),
+    journal_path: JournalOpt = None,
 ) -> None:
     """List runs, or show one run: state, best score, model and script usage."""
-    journal = open_journal(str(journal_path))
+    journal = open_journal(journal_location(journal_path, checkpoints))
     if run_id:
         row = journal.get_run(run_id)
         if row is None:
-            fail(f"No run {run_id} in {journal_path}.")
+            fail(f"No run {run_id} in {redact(journal.location)}.")
         rows = [row]
     else:
         rows = journal.runs()
@@ -360,7 +369,7 @@ def status(
         console.print(" ".join(f"{k}={v}" for k, v in usage.items()))
         for usage_table in usage_tables(journal.usage_breakdown(run_id)):
             console.print(usage_table)
-        if rows[0]["status"] in ("running", "paused", "review") and checkpoints_path(checkpoints).exists():
+        if rows[0]["status"] in ("running", "paused", "review") and store_exists(checkpoints):
             result = MleStar(checkpoints, journal_path).status(run_id)
             if result.review:
                 show_review(result)
@@ -434,6 +443,76 @@ def import_task(
                       "results.")
 
 
+RayOpt = Annotated[Optional[str], typer.Option(
+    "--ray", help="Run on a Ray cluster: --ray alone starts a local one; --ray ADDRESS joins a running one "
+                  "(auto, HOST:6379, ray://HOST:10001). docs/scale-out.md.")]
+RayCpusOpt = Annotated[Optional[int], typer.Option(min=1, help="CPUs of the local cluster --ray starts "
+                                                               "(default: all of this machine's).")]
+
+
+@app.command(epilog=SETTINGS_EPILOG)
+def batch(
+    task_dirs: Annotated[list[Path], typer.Argument(help="Task folders; each gets one run, <batch-id>-<task name>.")],
+    batch_id: Annotated[Optional[str], typer.Option(help="Name of the batch (default: batch-date-time); the "
+                                                         "same command with the same id finishes what is left.")]
+    = None,
+    model: Annotated[list[str], typer.Option(help="SPEC for every role, or ROLE=SPEC (as for run).")] = [],
+    config: Annotated[Optional[Path], typer.Option(help="TOML or JSON file of settings.")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="Setting KEY=VALUE for every run.")] = [],
+    runs: Annotated[Optional[int], typer.Option(help="Pipeline runs of each task's meta loop (num_runs).")] = None,
+    checkpoints: CheckpointsOpt = None,
+    journal_path: JournalOpt = None,
+    ray: RayOpt = None,
+    ray_cpus: RayCpusOpt = None,
+    cpus_per_run: Annotated[float, typer.Option(help="CPUs each run reserves on the cluster.")] = 1.0,
+    memory_mb: Annotated[Optional[int], typer.Option(help="Memory each run reserves on the cluster, MiB (default: "
+                                                          "script_memory_mb + 2048 for the agent).")] = None,
+    retries: Annotated[int, typer.Option(min=0, help="Restarts of a run whose worker or node died; each "
+                                                     "resumes from the store.")] = 3,
+) -> None:
+    """Solve several task folders: one run each, in this process one after another, or at once with --ray."""
+    from graph.batch import plan_batch, run_batch
+    from graph.cluster import resources_for, start_ray
+
+    settings: dict[str, Any] = {**parse_assignments(set_, "--set"), **role_models(model)}
+    if runs is not None:
+        settings["num_runs"] = runs
+    try:
+        base = load_config_file(config) if config else {}
+        ctx = build_context(base, {k: v for k, v in settings.items() if k != "journal_path"})
+        journal = settings.pop("journal_path", None) or base.get("journal_path") or journal_path
+        jobs = plan_batch(task_dirs, batch_id or f"batch-{time.strftime('%Y%m%d-%H%M%S')}", settings, checkpoints,
+                          journal, config)
+        resources = resources_for([ctx.role_model(role) for role in ROLES], cpus_per_run,
+                                  ctx.script_memory_mb + 2048 if memory_mb is None else memory_mb, retries)
+        where = start_ray(None if ray == "local" else ray, ray_cpus) if ray else "this process, one after another"
+    except (TaskError, ConfigError) as exc:
+        fail(str(exc))
+    if ray_cpus is not None and not ray:
+        fail("--ray-cpus sizes the local cluster of --ray; add --ray.")
+    if ray and not is_database_url(jobs[0].checkpoints) and ray != "local":
+        console.print("[yellow]Note:[/] the checkpoints are a SQLite file: every node must see it at the same path, "
+                      "and SQLite is not safe on a network file system; use a postgresql:// store on a cluster.")
+    console.print(f"Batch of {len(jobs)} run(s) in {where}; store {redact(jobs[0].checkpoints)}, journal "
+                  f"{redact(jobs[0].journal)}")
+
+    def show(result) -> None:
+        colour = "green" if result.status == "done" else "red"
+        console.print(f"[{colour}]{result.run_id}[/]: {result.status}, validation score {fmt(result.best_score)}, "
+                      f"{result.executions} scripts ({result.executions_reused} re-used), {result.wall_s:.0f} s"
+                      + (f" on {result.host}" if result.host else "")
+                      + (f": {escape(result.stop_reason)}" if result.stop_reason and result.status != "done" else ""))
+
+    results = run_batch(jobs, show, ray=bool(ray), resources=resources)
+    table = Table("run", "task", "status", "validation score", "submission")
+    for result in sorted(results, key=lambda r: r.run_id):
+        table.add_row(result.run_id, result.task, result.status, fmt(result.best_score), result.submission or "")
+    console.print(table)
+    if any(result.status != "done" for result in results):
+        console.print("Runs that did not finish keep everything they did: the same command finishes them.")
+        raise typer.Exit(1)
+
+
 @app.command()
 def bench(
     suite_dir: Annotated[Path, typer.Argument(help="A folder of task folders with hidden answers, e.g. examples/.")],
@@ -478,5 +557,11 @@ def bench(
     console.print(f"Table: {out / 'table.md'}; plot: {out / 'scores.png'}")
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """The `mlestar` entry point: `--ray` may stand without its address (graph.cluster.read_ray_flag)."""
+    sys.argv[1:] = read_ray_flag(sys.argv[1:])
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -26,14 +26,14 @@ from typing import Any, Callable
 
 from langgraph.types import Command
 
-from graph.checkpoint import CheckpointError, checkpoints_path, open_checkpointer, thread_id_for
+from graph.checkpoint import CheckpointError, checkpoints_location, journal_location, open_checkpointer, thread_id_for
 from graph.context import ConfigError, Context, build_context, check_writable, load_config_file, preflight
 from graph.inputs import check_run_id
 from graph.meta import build_meta_graph
 from graph.threads import Checkpoint, ForkError, fork_thread, outer_history, thread_config
 from nodes.meta_loop import meta_workspace
-from nodes.report import model_calls, record_outcome, write_report
-from runtime.journal import open_journal
+from nodes.report import record_outcome, write_report
+from runtime.journal import is_database_url, open_journal, redact
 from runtime.models import ROLES
 from runtime.orphans import reap_orphans
 from runtime.rate_limit import ModelUnavailable
@@ -115,13 +115,15 @@ class MleStar:
 
     def __init__(self, checkpoints: str | Path | None = None, journal: str | Path | None = None,
                  on_event: EventHandler | None = None, on_interrupt: Callable[[str], None] | None = None):
-        """`checkpoints`: the checkpoint database (default $MLESTAR_CHECKPOINTS or checkpoints/checkpoints.db);
-        `journal`: the journal database; `on_event(namespace, mode, chunk)` sees the graph's stream
+        """`checkpoints`: the checkpoint store, a SQLite file or a postgresql:// URL (default $MLESTAR_CHECKPOINTS
+        or checkpoints/checkpoints.db); `journal`: the journal, a file or a URL (default: the checkpoints'
+        PostgreSQL database when they are on one, else `Context.journal_path`); `on_event(namespace, mode,
+        chunk)` sees the graph's stream
         (progress events are mode "custom"). On Ctrl-C the running script is killed, nothing new starts, the
         run is marked interrupted and KeyboardInterrupt is raised once the nodes have stopped;
         `on_interrupt(run_id)`, if given, is called first (the CLI exits there at once)."""
-        self.checkpoints = checkpoints_path(checkpoints)
-        self.journal_path = Path(journal or Context().journal_path)
+        self.checkpoints = checkpoints_location(checkpoints)
+        self.journal_path = journal_location(journal, checkpoints)
         self.on_event = on_event or (lambda namespace, mode, chunk: None)
         self.on_interrupt = on_interrupt
         self._graph = None
@@ -129,12 +131,13 @@ class MleStar:
     @property
     def graph(self):
         if self._graph is None:
-            check_writable("checkpoints", self.checkpoints, is_file=True)
+            if not is_database_url(self.checkpoints):
+                check_writable("checkpoints", self.checkpoints, is_file=True)
             self._graph = build_meta_graph(open_checkpointer(self.checkpoints))
         return self._graph
 
     def journal(self):
-        return open_journal(str(self.journal_path))
+        return open_journal(self.journal_path)
 
     # --- starting and continuing runs ---------------------------------------------------------------
 
@@ -144,7 +147,7 @@ class MleStar:
         """Solve a task folder (N pipeline runs with runs=N). Settings are Context fields (see
         docs/configuration.md), layered over the config file; returns when the run stops."""
         task = load_task(task_dir)  # fail fast on a broken folder, before anything is written
-        if Path(settings.pop("journal_path", self.journal_path)) != self.journal_path:
+        if Path(settings.pop("journal_path", self.journal_path)) != Path(self.journal_path):
             raise ClientError("The journal is the client's: pass MleStar(journal=PATH) instead of journal_path.")
         flags = {**settings, **model_settings(model), "journal_path": str(self.journal_path)}
         if runs is not None:
@@ -232,14 +235,14 @@ class MleStar:
 
     def status(self, run_id: str) -> RunResult:
         if not self.journal().get_run(run_id) and not self.snapshot(run_id).values:
-            raise ClientError(f"No run {run_id} in {self.journal_path} or {self.checkpoints}.")
+            raise ClientError(f"No run {run_id} in {redact(self.journal_path)} or {redact(self.checkpoints)}.")
         return self._result(run_id, self.snapshot(run_id))
 
     def history(self, run_id: str) -> list[Checkpoint]:
         """The outer-graph checkpoints, oldest first; `can_fork` marks the fork points."""
         rows = outer_history(self.graph, thread_id_for(run_id))
         if not rows:
-            raise ClientError(f"No checkpoints of {run_id} in {self.checkpoints}.")
+            raise ClientError(f"No checkpoints of {run_id} in {redact(self.checkpoints)}.")
         return rows
 
     def runs(self) -> list[dict]:
@@ -254,14 +257,14 @@ class MleStar:
             raise ClientError(f"Run {run_id} has no finished pipeline run yet.")
         journal = self.journal()
         return write_report(values, meta_workspace(values, ctx), journal.usage_breakdown(run_id),
-                            journal.executions(run_id), calls=model_calls(journal, run_id))
+                            journal.executions(run_id), calls=journal.model_calls(run_id))
 
     # --- internals ----------------------------------------------------------------------------------
 
     def _stored(self, run_id: str) -> tuple[dict, Context]:
         row = self.journal().get_run(run_id)
         if not row or not row.get("context"):
-            raise ClientError(f"No run {run_id} in {self.journal_path}; runs() lists the runs.")
+            raise ClientError(f"No run {run_id} in {redact(self.journal_path)}; runs() lists the runs.")
         return row, Context(**json.loads(row["context"]))
 
     def _drive(self, run_id: str, graph_input: Any, ctx: Context) -> RunResult:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 import tomllib
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from runtime.budget import UNBUDGETED_ROLES, parse_prices, unpriced_models
+from runtime.journal import is_database_url
 from runtime.models import ROLES, HfQuantization, StructuredOutput, check_model_spec, parse_model_spec
 from runtime.rate_limit import parse_rate_limits
 from runtime.sandbox import Isolation, Limits
@@ -24,6 +26,20 @@ from runtime.web_search import check_search_spec, parse_search_spec
 
 CheckMode = Literal["off", "static", "model"]
 ReviewPoint = Literal["off", "submission", "enhancer", "all"]
+
+
+DEFAULT_CHECKPOINTS = "checkpoints/checkpoints.db"
+DEFAULT_JOURNAL = "checkpoints/journal.db"
+CHECKPOINTS_ENV = "MLESTAR_CHECKPOINTS"
+JOURNAL_ENV = "MLESTAR_JOURNAL"
+
+
+def default_journal() -> str:
+    """$MLESTAR_JOURNAL, else the PostgreSQL database of $MLESTAR_CHECKPOINTS (one database holds a run's
+    whole state), else checkpoints/journal.db. Read when this module loads: the default of `journal_path`
+    for every way in (CLI, Python, the server's runs)."""
+    checkpoints = os.environ.get(CHECKPOINTS_ENV) or ""
+    return os.environ.get(JOURNAL_ENV) or (checkpoints if is_database_url(checkpoints) else DEFAULT_JOURNAL)
 
 
 def _f(default: Any, description: str, low: float | None = None, high: float | None = None):
@@ -130,7 +146,9 @@ class Context:
                                    "settings and goals for the next run apply), 'all', or 'off'. Answer with "
                                    "`mlestar review ID` or the API.")
     workspace_root: str = _f("workspace", "Folder for run artifacts: <workspace_root>/<task>/<run_id>/.")
-    journal_path: str = _f("checkpoints/journal.db", "SQLite journal of model calls, script runs and runs.")
+    journal_path: str = _f(default_journal(), "Journal of model calls, script runs and runs: a SQLite file, or a "
+                           "postgresql:// URL shared by several machines (default: $MLESTAR_JOURNAL, else the "
+                           "database of $MLESTAR_CHECKPOINTS when that is a URL, else checkpoints/journal.db).")
 
     def role_model(self, role: str) -> str:
         return getattr(self, f"{role}_model")
@@ -305,7 +323,8 @@ def preflight(ctx: Context) -> Context:
     except ValueError as exc:
         raise ConfigError(f"Setting web_search: {exc}.") from None
     check_writable("workspace_root", ctx.workspace_root)
-    check_writable("journal_path", ctx.journal_path, is_file=True)
+    if not is_database_url(ctx.journal_path):
+        check_writable("journal_path", ctx.journal_path, is_file=True)
     return ctx
 
 

@@ -6,9 +6,7 @@ nodes.report_html; this module gathers them, writes the Markdown and the files, 
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Mapping
-from contextlib import closing
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -23,9 +21,7 @@ from nodes.meta_loop import meta_workspace
 from nodes.report_html import render_html
 from nodes.report_tables import TIMELINE_NOTE, fmt_cost, time_markdown, usage_markdown, usage_total
 from runtime.files import atomic_write_bytes, atomic_write_text
-from runtime.journal import MODEL_CALLS, WHERE_RUN, open_journal
-
-CALL_COLUMNS = ("run_id", "node", "role", "call_key", "latency_s", "created_at", "reused")
+from runtime.journal import open_journal
 
 
 def summarise(state: Mapping[str, Any]) -> dict:
@@ -42,21 +38,11 @@ def summarise(state: Mapping[str, Any]) -> dict:
             "runs": len(history), "metric": state["task"]["metric"]}
 
 
-def model_calls(journal, run_id: str) -> list[dict]:
-    """The model calls of a run and its pipeline runs, oldest first, with what the timeline needs (no prompts).
-
-    Read on a connection of its own: readers of the WAL journal neither wait for nor disturb its writers."""
-    with closing(sqlite3.connect(str(journal.path), timeout=30)) as conn:
-        rows = conn.execute(f"select {', '.join(CALL_COLUMNS)} from {MODEL_CALLS} where {WHERE_RUN} order by id",
-                            [run_id, run_id]).fetchall()
-    return [dict(zip(CALL_COLUMNS, row)) for row in rows]
-
-
 def gather(state: Mapping[str, Any], executions: list[dict] | None = None, usage: dict[str, list[dict]] | None = None,
            grade: dict | None = None, calls: list[dict] | None = None) -> dict:
     """Everything a report shows. `executions` (Journal.executions) give attempt times and ablation output,
     `usage` (Journal.usage_breakdown) the cost tables, `grade` ({metric, score}) a hidden-answer grade that
-    the caller already has: the report never grades. `calls` (model_calls) and `executions` make the
+    the caller already has: the report never grades. `calls` (Journal.model_calls) and `executions` make the
     timeline; without `calls` it shows the scripts only."""
     executions = executions or []
     lower = state["task"]["lower_is_better"]
@@ -187,7 +173,7 @@ def write_report(state: Mapping[str, Any], folder: Path, usage: dict[str, list[d
     """report.md with its figures (PNG files) and report.html (self-contained) in `folder`.
 
     `usage` (Journal.usage_breakdown) adds the cost tables, `executions` (Journal.executions) the attempt
-    times, ablation effects and the timeline's scripts, `calls` (model_calls) the timeline's model calls;
+    times, ablation effects and the timeline's scripts, `calls` (Journal.model_calls) the timeline's model calls;
     without them those parts say so instead."""
     folder.mkdir(parents=True, exist_ok=True)
     report = gather(state, executions, usage, grade, calls)
@@ -213,7 +199,7 @@ def record_outcome(journal, run_id: str, report: dict) -> None:
 def report(state: MetaState, runtime: Runtime[Context]) -> dict:
     journal = open_journal(runtime.context.journal_path)
     result = write_report(state, meta_workspace(state, runtime.context), journal.usage_breakdown(state["meta_id"]),
-                          journal.executions(state["meta_id"]), calls=model_calls(journal, state["meta_id"]))
+                          journal.executions(state["meta_id"]), calls=journal.model_calls(state["meta_id"]))
     record_outcome(journal, state["meta_id"], result)
     emit(node="report", event="report", best=result["best_score"], run=result["best_run"], path=result["markdown"])
     return {"report": result}

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -132,3 +133,28 @@ def calls(ctx, key_pattern: str) -> list[dict]:
 def execution(ctx, exec_key: str) -> dict:
     [row] = open_journal(ctx.journal_path).db["executions"].rows_where("exec_key = ?", [exec_key])
     return {**row, "result": json.loads(row["result"])}
+
+
+# --------------------------------------------------------------------------- a real PostgreSQL server
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One PostgreSQL server for the session (tests/postgres_server.py). Skipped, with the reason, only where
+    its programs cannot run; in CI (CI=true) that is a failure, since .ci/run installs them."""
+    from tests.postgres_server import PostgresServer
+
+    try:
+        server = PostgresServer().start()
+    except (RuntimeError, KeyError, OSError) as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no PostgreSQL server could start here: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """A fresh database on the session's server."""
+    return postgres_server.new_database()

@@ -5,7 +5,8 @@ code shown in the prompt: the first script is the catalog example (with a delibe
 try, so the debugger runs), a refinement rewrites the model's tree count, the submission script flips the
 example's SUBMIT flag. Scripts therefore really run and really score.
 
-Hooks for tests: `FAIL_ONCE` names call markers that raise once (a crash in the middle of a node).
+Hooks for tests: marker files in $SCRIPTED_CRASH_DIR make a job raise once (a crash in the middle of a node),
+in $SCRIPTED_DIE_DIR SIGKILL the process once (a worker dying).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 from pathlib import Path
 
 from langchain_core.messages import BaseMessage
@@ -64,6 +66,18 @@ def maybe_crash(job: str) -> None:
         raise RuntimeError(f"scripted crash during {job!r}")
 
 
+def maybe_die(job: str) -> None:
+    """SIGKILL this process once per marker file: a worker (or node) dying mid-run, without a chance to clean up."""
+    marker_dir = os.environ.get("SCRIPTED_DIE_DIR")
+    if not marker_dir:
+        return
+    try:
+        (Path(marker_dir) / re.sub(r"\W+", "_", job)).unlink()  # whoever removes it dies; the others go on
+    except FileNotFoundError:
+        return
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def first_script(prompt: str) -> str:
     return code_blocks(prompt)[0]
 
@@ -113,6 +127,7 @@ def respond(messages: list[BaseMessage]) -> str:
     prompt, tries = current_job(messages)
     job = job_of(prompt)
     maybe_crash(job)
+    maybe_die(job)
     if job == "pick model approaches":
         keys = re.findall(r"^- (\w+):", prompt, re.M)
         return json.dumps({"approaches": keys[:2]})

@@ -16,7 +16,7 @@ from graph.context import ConfigError, build_context
 from nodes.debug import execute, script_time_limit
 from nodes.llm import ask
 from runtime.budget import BudgetExhausted, RunUsage, budget_problem, call_cost, parse_prices, price_of, unpriced_models
-from runtime.journal import Journal, open_journal, sha256_text
+from runtime.journal import SqliteJournal, open_journal, sha256_text
 from runtime.parsing import AnswerError
 from runtime.task import grade_submission, load_task
 from tests.conftest import EXAMPLES, ROOT, SCRIPTED, run_pipeline, scripted_context
@@ -157,7 +157,7 @@ def test_an_older_journal_gets_the_cost_column(tmp_path):
                      "tokens_out integer, latency_s float, created_at float, reused integer)")
         conn.execute("insert into model_calls (run_id, node, role, tokens_in, tokens_out, latency_s, reused) "
                      "values ('old', 'search', 'planner', 5, 5, 1.0, 0)")
-    journal = Journal(path)
+    journal = SqliteJournal(path)
     assert "cost_usd" in journal.db["model_calls"].columns_dict
     [planner] = journal.usage_breakdown("old")["role"]
     assert (planner["calls"], planner["unpriced"]) == (1, 1)  # recorded before prices: cost unknown

@@ -149,11 +149,11 @@ def test_journal_and_checkpointer_open_on_a_fresh_database_from_several_processe
     with "database is locked": the switch to WAL, and the journal's table creation (it read, then wrote, in one
     deferred transaction), do not wait for the busy timeout."""
     opener = (f"import pathlib, sys, time; sys.path.insert(0, {str(ROOT)!r})\n"
-              "from runtime.journal import Journal\nfrom graph.checkpoint import open_checkpointer\n"
+              "from runtime.journal import SqliteJournal\nfrom graph.checkpoint import open_checkpointer\n"
               "folder = pathlib.Path(sys.argv[1])\n"
               "(folder / ('ready' + sys.argv[2])).touch()\n"
               "while not (folder / 'go').exists(): time.sleep(0.001)\n"
-              "Journal(folder / 'journal.db').upsert_run('r' + sys.argv[2], status='x')\n"
+              "SqliteJournal(folder / 'journal.db').upsert_run('r' + sys.argv[2], status='x')\n"
               "open_checkpointer(folder / 'cp.db').setup()\nprint('ok')\n")
     processes = 4
     for round_ in range(4):

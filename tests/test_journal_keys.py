@@ -9,11 +9,11 @@ import pytest
 from graph.checkpoint import open_checkpointer
 from graph.meta import build_meta_graph
 from runtime import keys
-from runtime.journal import Journal
+from runtime.journal import SqliteJournal
 from tests.conftest import EXAMPLES, scripted_context
 
 
-def record(journal: Journal, run_id: str, exec_key: str = "lane0/eval/linear/d0") -> None:
+def record(journal: SqliteJournal, run_id: str, exec_key: str = "lane0/eval/linear/d0") -> None:
     journal.record_execution(run_id=run_id, lane=0, exec_key=exec_key, code=f"# {run_id}", code_path="x",
                              result={"status": "ok", "score": 0.5, "duration_s": 1.0})
     journal.record_answer(run_id=run_id, node="evaluate", role="coder", model="m", call_key="k#0", prompt=run_id,
@@ -21,7 +21,7 @@ def record(journal: Journal, run_id: str, exec_key: str = "lane0/eval/linear/d0"
 
 
 def test_a_meta_runs_rows_are_its_own_and_its_pipeline_runs_never_a_namesakes(tmp_path):
-    journal = Journal(tmp_path / "journal.db")
+    journal = SqliteJournal(tmp_path / "journal.db")
     journal.upsert_run("a_b", status="running")
     journal.upsert_run("a_b-run0", meta_id="a_b", status="done")
     for namesake in ("axb-run0", "a_b-runner", "a_b-run0-run1"):  # "_" was a LIKE wildcard; prefixes matched
@@ -36,13 +36,13 @@ def test_a_meta_runs_rows_are_its_own_and_its_pipeline_runs_never_a_namesakes(tm
 
 def test_an_older_journal_links_its_pipeline_runs_when_opened(tmp_path):
     path = tmp_path / "journal.db"
-    Journal(path)
+    SqliteJournal(path)
     with sqlite3.connect(path) as conn:  # as written before the meta_id column existed
         conn.execute("drop index idx_runs_meta_id")
         conn.execute("alter table runs drop column meta_id")
         for run_id in ("m", "m-run0", "m-run1.b2", "other-run0"):
             conn.execute("insert into runs (run_id, status) values (?, 'done')", [run_id])
-    journal = Journal(path)
+    journal = SqliteJournal(path)
     linked = {row["run_id"]: row["meta_id"] for row in journal.runs()}
     assert linked == {"m": None, "m-run0": "m", "m-run1.b2": "m", "other-run0": None}  # no run "other"
 
@@ -54,7 +54,7 @@ def test_a_pipeline_run_started_by_the_meta_loop_names_its_meta_run(tmp_path):
     graph = build_meta_graph(open_checkpointer(tmp_path / "checkpoints.db"))
     graph.invoke({"task_dir": str(EXAMPLES / "penguins"), "meta_id": "p_1"},
                  {"configurable": {"thread_id": "p_1"}, "recursion_limit": 200}, context=ctx)
-    journal = Journal(ctx.journal_path)
+    journal = SqliteJournal(ctx.journal_path)
     assert journal.get_run("p_1-run0")["meta_id"] == "p_1"
     assert journal.executions("p_1") and all(row["run_id"] == "p_1-run0" for row in journal.executions("p_1"))
 

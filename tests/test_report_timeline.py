@@ -14,7 +14,7 @@ import pytest
 
 from graph.context import Context
 from nodes import report_data
-from nodes.report import model_calls, report as report_node
+from nodes.report import report as report_node
 from nodes.report_figures import timeline_figure
 from nodes.report_tables import time_summary
 from runtime import keys
@@ -80,12 +80,12 @@ def built(journal) -> dict:
                               "from executions order by id").fetchall()
     executions = [dict(zip(("run_id", "lane", "exec_key", "status", "duration_s", "created_at", "reused"), r))
                   for r in rows]
-    return report_data.timeline(model_calls(journal, META), executions, started_at=T0,
+    return report_data.timeline(journal.model_calls(META), executions, started_at=T0,
                                 runs={f"{META}-run0": 0, f"{META}-run1": 1})
 
 
 def test_model_calls_reads_the_thread_and_its_pipeline_runs_only(journal):
-    calls = model_calls(journal, META)
+    calls = journal.model_calls(META)
     assert [c["call_key"] for c in calls] == [key for _, _, key, _, _ in CALLS]
     assert calls[-1]["reused"] == 2 and {c["run_id"] for c in calls} == {META, f"{META}-run0", f"{META}-run1"}
 

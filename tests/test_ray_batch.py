@@ -1,0 +1,115 @@
+"""`mlestar batch` on a local Ray cluster (`ray.init(num_cpus=2)`) with the scripted model: two tasks at once;
+a worker SIGKILLed mid-run is retried by Ray, resumes from the store and ends as an uninterrupted run does,
+without running a finished script or asking a finished question twice."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from graph.batch import BatchResult, plan_batch, run_batch
+from graph.cluster import Resources, read_ray_flag, resources_for, start_ray
+from graph.context import ConfigError
+from runtime.journal import open_journal
+from tests.conftest import EXAMPLES, ROOT, SCRIPTED, cli
+
+ray = pytest.importorskip("ray", reason="Ray is not installed here: pip install -e '.[scale]'")
+
+TASKS = [EXAMPLES / "concrete", EXAMPLES / "penguins"]
+# One lane of two candidates (one needs the debugger), one refinement step: ablation, then block rewrites.
+SETTINGS = {"num_lanes": 1, "num_candidates": 2, "refine_steps": 1, "inner_steps": 2, "ensemble_rounds": 0,
+            "debug_rounds": 1, "floor_approaches": 2, **{f"{role}_model": SCRIPTED for role in
+                                                       ("coder", "planner", "reviewer", "enhancer")}}
+# Inside the evaluate node, after its first script failed and before the debugger's fix: the node runs again
+# on resume and must take that script's result and the model's answers from the journal.
+DIES_AT = "fix a failing script"
+
+
+@pytest.fixture(scope="module")
+def die_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("die")
+
+
+@pytest.fixture(scope="module")
+def cluster(die_dir):
+    """A local cluster of 2 CPUs; its workers inherit $SCRIPTED_DIE_DIR (the scripted model's kill switch)."""
+    os.environ["SCRIPTED_DIE_DIR"] = str(die_dir)
+    previous = os.getcwd()
+    os.chdir(ROOT)  # workers start in the driver's folder: the scripted model's module is found there
+    start_ray(None, cpus=2)
+    yield
+    ray.shutdown()
+    os.chdir(previous)
+    del os.environ["SCRIPTED_DIE_DIR"]
+
+
+def batch(tmp_path: Path, batch_id: str) -> dict[str, BatchResult]:
+    jobs = plan_batch(TASKS, batch_id, {**SETTINGS, "workspace_root": str(tmp_path / "ws")},
+                      checkpoints=str(tmp_path / "cp.db"), journal=str(tmp_path / "journal.db"))
+    results = run_batch(jobs, lambda result: None, ray=True, resources=Resources(cpus=1, memory_mb=512, retries=2))
+    return {result.task: result for result in results}
+
+
+def duplicates(journal: Path, table: str, key: str, sha: str) -> int:
+    with sqlite3.connect(journal) as conn:
+        return conn.execute(f"select count(*) from (select 1 from {table} group by run_id, {key}, {sha} "
+                            f"having count(*) > 1)").fetchone()[0]
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_is_retried_and_ends_as_an_uninterrupted_run(cluster, die_dir, tmp_path):
+    reference = batch(tmp_path, "clean")
+    assert {r.status for r in reference.values()} == {"done"}, reference
+    assert len({r.host for r in reference.values()}) == 2  # two workers at once
+
+    (die_dir / DIES_AT.replace(" ", "_")).touch()
+    killed = batch(tmp_path, "killed")
+    assert not (die_dir / DIES_AT.replace(" ", "_")).exists(), "no worker died"
+    journal = open_journal(str(tmp_path / "journal.db"))
+    for task, result in killed.items():
+        assert result.status == "done", result
+        assert result.best_score == reference[task].best_score
+        assert Path(result.submission).read_bytes() == Path(reference[task].submission).read_bytes()
+        assert result.executions == reference[task].executions
+        assert journal.repeated_executions(result.run_id) == 0  # no finished script ran twice
+    assert duplicates(tmp_path / "journal.db", "model_calls", "call_key", "prompt_sha") == 0
+    assert duplicates(tmp_path / "journal.db", "executions", "exec_key", "code_sha") == 0
+    # The retried run took its finished work from the journal; the clean runs never needed to.
+    assert sum(r.executions_reused for r in killed.values()) >= 1
+    assert sum(r.answers_reused for r in killed.values()) >= 1
+    assert all(r.executions_reused == 0 for r in reference.values())
+
+    again = batch(tmp_path, "killed")  # the same batch again: everything is done, nothing runs
+    assert {task: r.best_score for task, r in again.items()} == {task: r.best_score for task, r in killed.items()}
+    assert all(r.executions == killed[task].executions for task, r in again.items())
+
+
+def test_resources_declare_a_gpu_for_hf_models_and_memory_in_bytes():
+    assert resources_for(["local", "openai:gpt-4o"], 2, 1024).ray_options() == {
+        "num_cpus": 2, "num_gpus": 0.0, "max_retries": 3, "retry_exceptions": False, "memory": 2**30}
+    assert resources_for(["hf:/models/qwen"], 1, 0).ray_options()["num_gpus"] == 1.0
+    assert "memory" not in resources_for(["local"], 1, 0).ray_options()
+    with pytest.raises(ConfigError, match="more than 0 CPUs"):
+        resources_for(["local"], 0, 0)
+
+
+def test_ray_flag_alone_means_a_local_cluster_and_keeps_an_address():
+    task = str(EXAMPLES / "concrete")
+    assert read_ray_flag(["batch", task, "--ray"]) == ["batch", task, "--ray=local"]
+    assert read_ray_flag(["batch", "--ray", task]) == ["batch", "--ray=local", task]
+    assert read_ray_flag(["batch", "--ray", "--set", "x=1"]) == ["batch", "--ray=local", "--set", "x=1"]
+    assert read_ray_flag(["batch", task, "--ray", "ray://head:10001"]) == ["batch", task, "--ray", "ray://head:10001"]
+
+
+def test_a_batch_refuses_two_tasks_of_one_name_and_a_broken_folder_before_anything_runs(tmp_path):
+    with pytest.raises(ConfigError, match="Two task folders are named concrete"):
+        plan_batch([EXAMPLES / "concrete", EXAMPLES / "concrete"], "b", {})
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    done = cli("batch", str(EXAMPLES / "concrete"), str(broken), "--set", f"workspace_root={tmp_path / 'ws'}",
+               "--checkpoints", str(tmp_path / "cp.db"), tmp_path=tmp_path)
+    assert done.returncode == 2 and "broken" in done.stdout
+    assert not (tmp_path / "cp.db").exists() and not (tmp_path / "ws").exists()
