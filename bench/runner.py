@@ -25,7 +25,8 @@ from pathlib import Path
 import psutil
 
 from bench.suite import SuiteTask, medal, normalised_score, visible_copy
-from bench.systems import Attempt, Launch, System
+from bench.systems import Attempt, Launch, System, make_systems
+from graph.cluster import Resources
 from runtime.sandbox import bwrap_problem
 from runtime.task import grade_submission
 
@@ -189,25 +190,76 @@ def plan(systems: Iterable[str], tasks: list[SuiteTask], seeds: int) -> list[tup
 
 
 def run_suite(suite_dir: Path, out: Path, systems: dict[str, System], tasks: list[SuiteTask], seeds: int,
-              budget_s: float, on_record: Callable[[Record, bool], None] = lambda r, reused: None) -> list[Record]:
-    """Run what results.jsonl does not hold yet; return every record of the requested plan."""
+              budget_s: float, on_record: Callable[[Record, bool], None] = lambda r, reused: None,
+              cluster: ClusterPlan | None = None) -> list[Record]:
+    """Run what results.jsonl does not hold yet; return every record of the requested plan. With `cluster`, the
+    attempts run as Ray tasks (as many at once as the cluster holds; `systems` only names them) and each
+    record is written as its attempt ends."""
     out.mkdir(parents=True, exist_ok=True)
     results = out / RESULTS_FILE
     recorded = {r.key: r for r in read_records(results)}
-    records = []
+    records: list[Record] = []
+
+    def finished(record: Record, reused: bool) -> None:
+        if not reused:
+            append_record(results, record)
+        records.append(record)
+        on_record(record, reused)
+        write_outputs(out, records)
+
+    attempts = []
     for name, task, seed in plan(systems, tasks, seeds):
         if (name, task.name, seed) in recorded:
-            record = recorded[(name, task.name, seed)]
-            on_record(record, True)
-        else:
-            work = out / "attempts" / task.name / f"{name}-s{seed}"
-            attempt = Attempt(name, task, seed, budget_s, visible=work / "task", work=work)
-            record = run_attempt(systems[name], attempt, suite_dir)
-            append_record(results, record)
-            on_record(record, False)
-        records.append(record)
-        write_outputs(out, records)
+            finished(recorded[(name, task.name, seed)], True)
+            continue
+        work = out / "attempts" / task.name / f"{name}-s{seed}"
+        attempts.append(Attempt(name, task, seed, budget_s, visible=work / "task", work=work))
+    if cluster is None:
+        for attempt in attempts:
+            finished(run_attempt(systems[attempt.system], attempt, suite_dir), False)
+    else:
+        from graph.cluster import run_all
+
+        def done(job: RemoteAttempt, record: Record | None, error: BaseException | None) -> None:
+            if record is None:  # not recorded: running the suite again retries it
+                cluster.on_error(job.attempt, error)
+            else:
+                finished(record, False)
+
+        jobs = [RemoteAttempt(a, suite_dir, cluster.model, cluster.settings) for a in attempts]
+        run_all(run_remote_attempt, jobs, cluster.resources, done)
+    order = {key: i for i, key in enumerate((n, t.name, s) for n, t, s in plan(systems, tasks, seeds))}
+    records.sort(key=lambda r: order[r.key])
+    write_outputs(out, records)
     return records
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    """How the attempts run on Ray: each worker builds its system from the model and settings."""
+
+    model: str
+    settings: list[str]
+    resources: Resources
+    on_error: Callable[[Attempt, BaseException | None], None]
+
+
+@dataclass(frozen=True)
+class RemoteAttempt:
+    attempt: Attempt
+    suite_dir: Path
+    model: str
+    settings: list[str]
+
+
+def run_remote_attempt(job: RemoteAttempt) -> Record:
+    """One attempt on a Ray worker, its system built there. A retry after the worker died starts the attempt
+    over: one uninterrupted budget per attempt keeps the comparison fair."""
+    chosen, close = make_systems([job.attempt.system], job.model, job.settings)
+    try:
+        return run_attempt(chosen[job.attempt.system], job.attempt, job.suite_dir)
+    finally:
+        close()
 
 
 # --------------------------------------------------------------------------- tables and plots

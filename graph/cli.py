@@ -525,17 +525,36 @@ def bench(
     out: Annotated[Optional[Path], typer.Option(help="Results folder; rerun with the same one to continue a "
                                                      "killed suite run.")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Setting KEY=VALUE for MLE-STAR's runs.")] = [],
+    ray: RayOpt = None,
+    ray_cpus: RayCpusOpt = None,
+    cpus_per_attempt: Annotated[float, typer.Option(help="CPUs each attempt reserves on the cluster.")] = 1.0,
+    memory_mb: Annotated[Optional[int], typer.Option(help="Memory each attempt reserves on the cluster, MiB "
+                                                          "(default: script_memory_mb + 2048).")] = None,
 ) -> None:
-    """Run and grade every system on every task of a suite; results.jsonl, table.md and scores.png in --out."""
-    from bench.runner import parse_budget, run_suite
+    """Run and grade every system on every task of a suite; results.jsonl, table.md and scores.png in --out.
+    With --ray the attempts run at once on a Ray cluster, each with its own budget."""
+    from bench.runner import ClusterPlan, parse_budget, run_suite
     from bench.suite import load_suite
     from bench.systems import make_systems
+    from graph.cluster import resources_for, start_ray
 
     try:
         budget_s = parse_budget(budget)
         suite = load_suite(suite_dir, [t.strip() for t in tasks.split(",")] if tasks else None)
-        parse_assignments(set_, "--set")
+        ctx = build_context({}, parse_assignments(set_, "--set"))
         chosen, close = make_systems([s.strip() for s in systems.split(",") if s.strip()], model, set_)
+        cluster = None
+        if ray:
+            close()  # each worker builds its own systems
+            close = lambda: None  # noqa: E731
+            resources = resources_for([model], cpus_per_attempt,
+                                      ctx.script_memory_mb + 2048 if memory_mb is None else memory_mb, retries=2)
+            console.print(f"Attempts as Ray tasks in {start_ray(None if ray == 'local' else ray, ray_cpus)}")
+            cluster = ClusterPlan(model, set_, resources, lambda attempt, error: console.print(
+                f"[red]{attempt.task.name} {attempt.system} s{attempt.seed}: not recorded[/] ({escape(str(error))}); "
+                f"the same command retries it"))
+        elif ray_cpus is not None:
+            raise ConfigError("--ray-cpus sizes the local cluster of --ray; add --ray.")
     except (ValueError, TaskError, FileNotFoundError) as exc:
         fail(str(exc))
     out = (out or Path("bench/results") / f"suite-{time.strftime('%Y%m%d-%H%M%S')}").resolve()  # systems run elsewhere
@@ -550,7 +569,7 @@ def bench(
                       f"medal {record.medal or '-'}, {record.wall_s:.0f} s")
 
     try:
-        run_suite(suite_dir, out, chosen, suite, seeds, budget_s, show)
+        run_suite(suite_dir, out, chosen, suite, seeds, budget_s, show, cluster)
     finally:
         close()
     console.print(Markdown((out / "table.md").read_text()))

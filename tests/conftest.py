@@ -140,9 +140,9 @@ def execution(ctx, exec_key: str) -> dict:
 
 @pytest.fixture(scope="session")
 def postgres_server():
-    """One PostgreSQL server for the session (tests/postgres_server.py). Skipped, with the reason, only where
+    """One PostgreSQL server for the session (bench/postgres_server.py). Skipped, with the reason, only where
     its programs cannot run; in CI (CI=true) that is a failure, since .ci/run installs them."""
-    from tests.postgres_server import PostgresServer
+    from bench.postgres_server import PostgresServer
 
     try:
         server = PostgresServer().start()

@@ -1,4 +1,4 @@
-"""The shared store on a real PostgreSQL server (tests/postgres_server.py, started by the test session):
+"""The shared store on a real PostgreSQL server (bench/postgres_server.py, started by the test session):
 the journal behaves as on SQLite, its schema is created once and versioned, the pipeline checkpoints to the
 database, and CLI runs on one database survive a SIGKILL (resumed by another process) while another runs on."""
 

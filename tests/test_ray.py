@@ -4,6 +4,7 @@ without running a finished script or asking a finished question twice."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from pathlib import Path
@@ -113,3 +114,22 @@ def test_a_batch_refuses_two_tasks_of_one_name_and_a_broken_folder_before_anythi
                "--checkpoints", str(tmp_path / "cp.db"), tmp_path=tmp_path)
     assert done.returncode == 2 and "broken" in done.stdout
     assert not (tmp_path / "cp.db").exists() and not (tmp_path / "ws").exists()
+
+
+@pytest.mark.slow
+def test_bench_on_ray_records_every_attempt_as_it_ends_and_a_second_call_reuses_them(tmp_path):
+    out = tmp_path / "suite"
+    command = ["bench", str(EXAMPLES), "--systems", "trivial,lgbm_default", "--tasks", "concrete,penguins",
+               "--budget", "1m", "--out", str(out), "--ray", "--ray-cpus", "2", "--memory-mb", "512"]
+    first = cli(*command, tmp_path=tmp_path)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "local Ray cluster (2 CPUs)" in first.stdout
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted((r["task"], r["system"]) for r in records) == [
+        ("concrete", "lgbm_default"), ("concrete", "trivial"), ("penguins", "lgbm_default"), ("penguins", "trivial")]
+    assert all(r["valid"] for r in records)
+    assert (out / "table.md").is_file() and (out / "scores.png").is_file()
+
+    again = cli(*command, tmp_path=tmp_path)
+    assert again.returncode == 0 and again.stdout.count("(recorded)") == 4
+    assert len((out / "results.jsonl").read_text().splitlines()) == 4

@@ -1,6 +1,6 @@
-"""A throw-away PostgreSQL server for the tests: `initdb` and `pg_ctl` into a temporary folder, on a free
-local port, stopped (and its folder removed) at the end of the test session. PostgreSQL refuses to run as
-root, so under root the server runs as the `postgres` user (Debian's package creates it)."""
+"""A throw-away PostgreSQL server for the tests and benchmarks: `initdb` and `pg_ctl` into a temporary folder,
+on a free local port, stopped (and its folder removed) by `stop()`. PostgreSQL refuses to run as root, so under
+root the server runs as the `postgres` user (Debian's package creates it)."""
 
 from __future__ import annotations
 
@@ -53,11 +53,12 @@ class PostgresServer:
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)} failed: {done.stderr.strip() or done.stdout.strip()}")
 
-    def start(self) -> PostgresServer:
+    def start(self, durable: bool = False) -> PostgresServer:
+        """`durable`: flush to disk on commit as a production server does (the tests skip it: faster)."""
         data = self.folder / "data"
         self._run(str(self.bin / "initdb"), "-D", str(data), "-A", "trust", "-U", USER, "-E", "UTF8", "--no-sync")
         self._run(str(self.bin / "pg_ctl"), "-D", str(data), "-l", str(self.folder / "server.log"), "-w", "-o",
-                  f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+                  f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync={'on' if durable else 'off'} "
                   f"-c max_connections=200", "start")
         return self
 
