@@ -70,8 +70,13 @@ def suite_throughput(out: Path, budget: str) -> list[dict]:
     return rows
 
 
-def timed(obj, names: list[str], into: dict[str, list[float]]) -> None:
-    """Wrap the named methods of `obj` so that each call's duration lands in `into[name]`."""
+def timed(obj, names: list[str]) -> dict[str, list[float]]:
+    """Wrap the named methods of `obj` so that each call's duration lands in the returned lists, by name. The
+    process keeps one journal (and one PostgreSQL checkpointer) per store: an object is wrapped once."""
+    if hasattr(obj, "_bench_times"):
+        return obj._bench_times
+    into: dict[str, list[float]] = {name: [] for name in names}
+    obj._bench_times = into
     for name in names:
         original = getattr(obj, name)
 
@@ -83,6 +88,7 @@ def timed(obj, names: list[str], into: dict[str, list[float]]) -> None:
                 into[_name].append(time.perf_counter() - started)
 
         setattr(obj, name, wrapper)
+    return into
 
 
 def one_store_run(checkpoints: str, journal: str, work: Path, run_id: str) -> dict:
@@ -91,10 +97,11 @@ def one_store_run(checkpoints: str, journal: str, work: Path, run_id: str) -> di
     from graph.pipeline import build_graph
     from runtime.journal import open_journal
 
-    times: dict[str, list[float]] = {"put": [], "put_writes": [], "get_tuple": [], "_fetch": [], "_write": []}
     saver = open_checkpointer(checkpoints)
-    timed(saver, ["put", "put_writes", "get_tuple"], times)
-    timed(open_journal(journal), ["_fetch", "_write"], times)
+    parts = [timed(saver, ["put", "put_writes", "get_tuple"]), timed(open_journal(journal), ["_fetch", "_write"])]
+    for part in parts:
+        for values in part.values():
+            values.clear()
     ctx = Context(**{f"{role}_model": SCRIPTED for role in ("coder", "planner", "reviewer", "enhancer")},
                   **STORE_RUN, workspace_root=str(work / "ws"), journal_path=journal)
     graph = build_graph(saver)
@@ -103,6 +110,7 @@ def one_store_run(checkpoints: str, journal: str, work: Path, run_id: str) -> di
     graph.invoke({"task_dir": str(ROOT / "examples" / "concrete"), "run_id": run_id}, config, context=ctx,
                  durability="sync")
     wall = time.perf_counter() - started
+    times = {name: list(values) for part in parts for name, values in part.items()}
     store_s = sum(sum(values) for values in times.values())
     return {"wall_s": wall, "store_s": store_s, **{name: values for name, values in times.items()}}
 
@@ -152,12 +160,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scale-out")
     parser.add_argument("--skip-suite", action="store_true", help="only the store overhead")
+    parser.add_argument("--skip-store", action="store_true", help="only the suite throughput")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
               "command": " ".join(["PYTHONPATH=. .venv/bin/python bench/scale_out.py", *sys.argv[1:]]),
               "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    report["store_overhead"] = store_overhead(args.repeats)
+    if not args.skip_store:
+        report["store_overhead"] = store_overhead(args.repeats)
     if not args.skip_suite:
         report["suite_throughput"] = suite_throughput(args.out, args.budget)
     (args.out / "scale_out.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -18,13 +18,13 @@ from rich.markdown import Markdown
 from rich.markup import escape
 from rich.table import Column, Table
 
-from graph.checkpoint import CheckpointError, checkpoints_location, journal_location
+from graph.checkpoint import CheckpointError, checkpoints_location, journal_location, open_checkpointer
 from graph.client import ClientError, MleStar, RunResult, model_settings, new_run_id
 from graph.cluster import read_ray_flag
 from graph.context import SETTING_GROUPS, ConfigError, build_context, load_config_file
 from graph.progress import Progress
 from nodes.report_tables import USAGE_GROUPS, USAGE_HEADERS, usage_cells, usage_total
-from runtime.journal import is_database_url, open_journal, redact
+from runtime.journal import JournalError, is_database_url, open_journal, redact
 from runtime.models import ROLES
 from runtime.sandbox import IsolationUnavailable
 from runtime.task import TaskError, grade_submission, load_task
@@ -33,7 +33,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="MLE-STAR Graph: an autonomous ML engineer for Kaggle-style task folders.")
 console = Console()
 EXIT_PAUSED, EXIT_REVIEW = 3, 4
-USER_ERRORS = (ClientError, ConfigError, TaskError, IsolationUnavailable)
+USER_ERRORS = (ClientError, ConfigError, TaskError, IsolationUnavailable, JournalError)
 
 CheckpointsOpt = Annotated[Optional[str], typer.Option(
     help="Checkpoint store: a SQLite file or a postgresql:// URL (default: $MLESTAR_CHECKPOINTS or "
@@ -328,7 +328,10 @@ def fork(
 def runs(checkpoints: CheckpointsOpt = None, journal_path: JournalOpt = None) -> None:
     """Every run (thread) with its task, status, best validation score, model use and cost."""
     agent = MleStar(checkpoints, journal_path)
-    journal = agent.journal()
+    try:
+        journal = agent.journal()
+    except JournalError as exc:
+        fail(str(exc))
     table = Table("run", "task", "status", "best validation score", "model calls", "tokens", "cost $", "started")
     for row in agent.runs():
         usage = journal.usage(row["run_id"])
@@ -345,7 +348,10 @@ def status(
     journal_path: JournalOpt = None,
 ) -> None:
     """List runs, or show one run: state, best score, model and script usage."""
-    journal = open_journal(journal_location(journal_path, checkpoints))
+    try:
+        journal = open_journal(journal_location(journal_path, checkpoints))
+    except JournalError as exc:
+        fail(str(exc))
     if run_id:
         row = journal.get_run(run_id)
         if row is None:
@@ -485,8 +491,9 @@ def batch(
                           journal, config)
         resources = resources_for([ctx.role_model(role) for role in ROLES], cpus_per_run,
                                   ctx.script_memory_mb + 2048 if memory_mb is None else memory_mb, retries)
+        open_journal(jobs[0].journal), open_checkpointer(jobs[0].checkpoints)  # reachable, set up: before any run
         where = start_ray(None if ray == "local" else ray, ray_cpus) if ray else "this process, one after another"
-    except (TaskError, ConfigError) as exc:
+    except (TaskError, ConfigError, JournalError) as exc:
         fail(str(exc))
     if ray_cpus is not None and not ray:
         fail("--ray-cpus sizes the local cluster of --ray; add --ray.")

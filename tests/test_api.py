@@ -13,6 +13,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -42,13 +44,21 @@ def free_port() -> int:
 def server(tmp_path_factory):
     """`langgraph dev` with the project's custom checkpointer on home/cp.db; yields (sdk client, home)."""
     home = tmp_path_factory.mktemp("api")
+    (home / "crash").mkdir()
+    with langgraph_server(home, {"MLESTAR_CHECKPOINTS": str(home / "cp.db"),
+                                 "SCRIPTED_CRASH_DIR": str(home / "crash")}) as sdk:
+        yield sdk, home
+
+
+@contextmanager
+def langgraph_server(home: Path, env_vars: dict[str, str]) -> Iterator:
+    """`langgraph dev` on a copy of the project in home/project, with these environment variables; yields an
+    SDK client."""
     project = home / "project"  # a copy: the server's own files never land in the repository
     shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns(".venv*", ".git", "workspace", "checkpoints",
                                                                  "bench", "__pycache__", ".langgraph_api"))
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(project), "MLESTAR_CHECKPOINTS": str(home / "cp.db"),
-           "SCRIPTED_CRASH_DIR": str(home / "crash")}
-    (home / "crash").mkdir()
+    env = {**os.environ, "PYTHONPATH": str(project), **env_vars}
     log = open(home / "server.log", "w")
     proc = subprocess.Popen([str(CLI), "dev", "--no-browser", "--no-reload", "--port", str(port),
                              "--host", "127.0.0.1"], cwd=project, env=env, start_new_session=True,
@@ -64,7 +74,7 @@ def server(tmp_path_factory):
                 pass
             assert proc.poll() is None and time.monotonic() < deadline, (home / "server.log").read_text()[-3000:]
             time.sleep(0.5)
-        yield get_sync_client(url=base), home
+        yield get_sync_client(url=base)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

@@ -4,18 +4,20 @@ database, and CLI runs on one database survive a SIGKILL (resumed by another pro
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from graph.checkpoint import CheckpointError, open_checkpointer, thread_id_for
+from graph.checkpoint import CheckpointError, open_checkpointer, server_checkpointer, thread_id_for
 from graph.pipeline import build_graph
 from runtime.journal import SCHEMA_VERSION, JournalError, SqliteJournal, open_journal, sha256_text
 from runtime.journal_postgres import SCHEMA, PostgresJournal
@@ -98,9 +100,13 @@ def test_an_unreachable_server_is_named_without_its_password_and_with_the_fix(po
     for message in (str(journal_error.value), str(checkpoint_error.value)):
         assert "s3cret" not in message and "someone:***@127.0.0.1" in message
         assert "Fix: start the server or correct the URL" in message
+    status = subprocess.run([sys.executable, "-m", "graph.cli", "status", "--checkpoints", url], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert status.returncode == 2 and "Cannot use the PostgreSQL journal" in status.stdout, status.stdout + status.stderr
+    assert "s3cret" not in status.stdout + status.stderr
 
 
-def test_the_pipeline_checkpoints_to_postgresql_and_journals_there(postgres_url, tmp_path):
+def test_the_pipeline_checkpoints_to_postgresql_and_journals_there(postgres_url, tmp_path, monkeypatch):
     ctx = scripted_context(tmp_path, num_lanes=1, num_candidates=1, refine_steps=0, ensemble_rounds=0,
                            floor_approaches=1, journal_path=postgres_url)
     graph = build_graph(open_checkpointer(postgres_url))
@@ -114,6 +120,14 @@ def test_the_pipeline_checkpoints_to_postgresql_and_journals_there(postgres_url,
     assert scalar(postgres_url, f"select count(*) from {SCHEMA}.executions where run_id = 'pg1'") >= 2
     assert open_journal(postgres_url).get_run("pg1")["status"] == "done"
     assert not (tmp_path / "journal.db").exists()  # nothing went to the SQLite default
+
+    monkeypatch.setenv("MLESTAR_CHECKPOINTS", postgres_url)  # the server's checkpointer reads the same thread
+
+    async def read_as_the_server():
+        async with server_checkpointer() as saver:
+            return await saver.aget_tuple(config)
+
+    assert asyncio.run(read_as_the_server()).checkpoint["id"] == state.config["configurable"]["checkpoint_id"]
 
 
 def cli_run(task: str, run_id: str, url: str, tmp_path: Path) -> subprocess.Popen:
@@ -173,3 +187,27 @@ def test_threads_of_one_process_share_the_journal_pool(postgres_url):
     for thread in threads:
         thread.join()
     assert sum(journal.usage(f"t{k}")["executions"] for k in range(6)) == 120
+
+
+@pytest.mark.slow
+def test_one_server_on_the_database_shows_cli_runs_and_journals_its_own_there(postgres_url, tmp_path):
+    """`langgraph dev` with MLESTAR_CHECKPOINTS=URL: a run the CLI made is in its threads, and a run started
+    through the API (no journal_path given) journals to the same database."""
+    from tests.test_api import FAST, langgraph_server
+
+    made = subprocess.run([sys.executable, "-m", "graph.cli", "run", str(EXAMPLES / "concrete"), "--run-id", "by-cli",
+                           "--model", SCRIPTED, *SMALL, "--set", f"workspace_root={tmp_path / 'ws'}",
+                           "--checkpoints", postgres_url], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
+    with langgraph_server(tmp_path, {"MLESTAR_CHECKPOINTS": postgres_url}) as sdk:
+        state = sdk.threads.get_state(thread_id_for("by-cli"))
+        assert state["values"]["history"][0]["status"] == "done" and not state["next"]
+
+        context = asdict(scripted_context(tmp_path, **FAST))
+        del context["journal_path"]  # the server's default: the database of MLESTAR_CHECKPOINTS
+        thread = sdk.threads.create(graph_id="mle_star")
+        sdk.runs.wait(thread["thread_id"], "mle_star", context=context,
+                      input={"task_dir": str(EXAMPLES / "penguins"), "meta_id": thread["thread_id"]})
+    row = open_journal(postgres_url).get_run(thread["thread_id"])
+    assert row is not None and row["status"] == "done", row
+    assert grade_submission(load_task(EXAMPLES / "penguins"), row["submission"]).valid
