@@ -1,7 +1,7 @@
 """The journal on PostgreSQL: the store several machines share (docs/scale-out.md).
 
-Its tables live in a schema of their own (`mlestar`), beside LangGraph's checkpoint tables, so one database
-holds a run's whole state. The schema is created on first use and versioned (`mlestar.schema_version`); two
+Its tables live in a schema of their own (`mlestar_journal`), beside LangGraph's checkpoint tables, so one
+database holds a run's whole state. The schema is created on first use and versioned (`schema_version`); two
 processes opening a new database at once serialise on an advisory lock. Connections come from a pool, so the
 lanes of a run (threads) and the runs of a machine (processes, each with its pool) write at the same time;
 every statement commits on its own.
@@ -26,7 +26,9 @@ from runtime.journal import (
     redact,
 )
 
-SCHEMA = "mlestar"
+#: Not "mlestar": a schema named like the database user comes first in PostgreSQL's default search path
+#: ("$user", public), and LangGraph's tables, created unqualified, would land in it.
+SCHEMA = "mlestar_journal"
 #: Any constant of our own: the advisory lock that serialises creating and upgrading the tables.
 SCHEMA_LOCK = 0x6D6C_6573_7461_72
 SQL_TYPES = {int: "bigint", float: "double precision", str: "text"}

@@ -200,7 +200,8 @@ def test_one_server_on_the_database_shows_cli_runs_and_journals_its_own_there(po
                            "--checkpoints", postgres_url], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
     with langgraph_server(tmp_path, {"MLESTAR_CHECKPOINTS": postgres_url}) as sdk:
-        state = sdk.threads.get_state(thread_id_for("by-cli"))
+        sdk.threads.create(thread_id=thread_id_for("by-cli"), graph_id="mle_star", if_exists="do_nothing")
+        state = sdk.threads.get_state(thread_id_for("by-cli"))  # the CLI's checkpoints, read by the server
         assert state["values"]["history"][0]["status"] == "done" and not state["next"]
 
         context = asdict(scripted_context(tmp_path, **FAST))
