@@ -21,7 +21,7 @@ from rich.table import Column, Table
 from graph.checkpoint import CheckpointError, checkpoints_location, journal_location, open_checkpointer
 from graph.client import ClientError, MleStar, RunResult, model_settings, new_run_id
 from graph.cluster import read_ray_flag
-from graph.context import SETTING_GROUPS, ConfigError, build_context, load_config_file
+from graph.context import SETTING_GROUPS, ConfigError, build_context, load_config_file, preflight
 from graph.progress import Progress
 from nodes.report_tables import USAGE_GROUPS, USAGE_HEADERS, usage_cells, usage_total
 from runtime.journal import JournalError, is_database_url, open_journal, redact
@@ -480,23 +480,23 @@ def batch(
     from graph.batch import plan_batch, run_batch
     from graph.cluster import resources_for, start_ray
 
+    if ray_cpus is not None and not ray:
+        fail("--ray-cpus sizes the local cluster of --ray; add --ray.")
     settings: dict[str, Any] = {**parse_assignments(set_, "--set"), **role_models(model)}
     if runs is not None:
         settings["num_runs"] = runs
     try:
         base = load_config_file(config) if config else {}
-        ctx = build_context(base, {k: v for k, v in settings.items() if k != "journal_path"})
+        ctx = preflight(build_context(base, {k: v for k, v in settings.items() if k != "journal_path"}))
         journal = settings.pop("journal_path", None) or base.get("journal_path") or journal_path
         jobs = plan_batch(task_dirs, batch_id or f"batch-{time.strftime('%Y%m%d-%H%M%S')}", settings, checkpoints,
                           journal, config)
         resources = resources_for([ctx.role_model(role) for role in ROLES], cpus_per_run,
                                   ctx.script_memory_mb + 2048 if memory_mb is None else memory_mb, retries)
         open_journal(jobs[0].journal), open_checkpointer(jobs[0].checkpoints)  # reachable, set up: before any run
-        where = start_ray(None if ray == "local" else ray, ray_cpus) if ray else "this process, one after another"
+        where = start_ray(ray, ray_cpus) if ray else "this process, one after another"
     except (TaskError, ConfigError, JournalError) as exc:
         fail(str(exc))
-    if ray_cpus is not None and not ray:
-        fail("--ray-cpus sizes the local cluster of --ray; add --ray.")
     if ray and not is_database_url(jobs[0].checkpoints) and ray != "local":
         console.print("[yellow]Note:[/] the checkpoints are a SQLite file: every node must see it at the same path, "
                       "and SQLite is not safe on a network file system; use a postgresql:// store on a cluster.")
@@ -556,7 +556,7 @@ def bench(
             close = lambda: None  # noqa: E731
             resources = resources_for([model], cpus_per_attempt,
                                       ctx.script_memory_mb + 2048 if memory_mb is None else memory_mb, retries=2)
-            console.print(f"Attempts as Ray tasks in {start_ray(None if ray == 'local' else ray, ray_cpus)}")
+            console.print(f"Attempts as Ray tasks in {start_ray(ray, ray_cpus)}")
             cluster = ClusterPlan(model, set_, resources, lambda attempt, error: console.print(
                 f"[red]{attempt.task.name} {attempt.system} s{attempt.seed}: not recorded[/] ({escape(str(error))}); "
                 f"the same command retries it"))

@@ -21,9 +21,8 @@ from graph.context import ConfigError
 from runtime.journal import SCALE_INSTALL
 from runtime.models import parse_model_spec
 
-LOCAL = "local"
 #: `--ray` without an address: a local cluster (the shell form of `address=None`).
-FLAG_ALONE = LOCAL
+LOCAL = "local"
 #: Object store of a local cluster: the units return small records, never data.
 LOCAL_OBJECT_STORE_BYTES = 128 * 2**20
 Job = TypeVar("Job")
@@ -62,7 +61,7 @@ def read_ray_flag(argv: list[str], takes_paths: bool = True) -> list[str]:
     for i, arg in enumerate(argv):
         following = argv[i + 1] if i + 1 < len(argv) else None
         alone = following is None or following.startswith("-") or (takes_paths and Path(following).exists())
-        out.append(f"--ray={FLAG_ALONE}" if arg == "--ray" and alone else arg)
+        out.append(f"--ray={LOCAL}" if arg == "--ray" and alone else arg)
     return out
 
 

@@ -113,3 +113,22 @@ def test_a_scripted_model_module_in_the_current_folder_is_found(tmp_path):
                           "--model", "scripted:my_answers:respond", *FAST, "--set", "floor_approaches=1",
                           *paths(tmp_path)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert ran.returncode == 0, ran.stdout + ran.stderr
+
+
+@pytest.mark.slow
+def test_batch_runs_each_task_in_turn_and_the_same_command_again_redoes_nothing(tmp_path):
+    small = ["--set", "num_lanes=1", "--set", "num_candidates=1", "--set", "refine_steps=0",
+             "--set", "ensemble_rounds=0", "--set", "floor_approaches=1"]
+    command = ["batch", str(EXAMPLES / "concrete"), str(EXAMPLES / "penguins"), "--batch-id", "nightly",
+               "--model", SCRIPTED, *small, *paths(tmp_path)]
+    first = cli(*command, tmp_path=tmp_path)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "this process, one after another" in first.stdout
+    journal = tmp_path / "journal.db"
+    assert count(journal, "select count(*) from runs where run_id in ('nightly-concrete', 'nightly-penguins') "
+                          "and status = 'done'") == 2
+    executed = count(journal, "select count(*) from executions")
+
+    again = cli(*command, tmp_path=tmp_path)
+    assert again.returncode == 0 and again.stdout.count("done") >= 2
+    assert count(journal, "select count(*) from executions") == executed  # finished runs are not run again
