@@ -20,7 +20,7 @@ from nodes.ensemble import final_candidates
 from nodes.evaluate import floor_solutions
 from runtime import keys
 from runtime.files import atomic_write_text
-from runtime.journal import open_journal
+from runtime.journal import open_journal, redact
 from runtime.task import load_task
 
 
@@ -100,7 +100,8 @@ def history_file(history: Sequence[RunSummary], enhancements: Sequence[Enhanceme
     return [{
         "run_id": h["run_index"], "status": h["status"], "start_time_iso": h["start_time_iso"],
         "duration_seconds": round(h["duration_s"], 1), "best_score": h["best_score"],
-        "best_solution_path": h["best_solution_path"], "config_used": h["config"],
+        "best_solution_path": h["best_solution_path"],
+        "config_used": {**h["config"], "journal_path": redact(h["config"].get("journal_path", ""))},  # no password
         "enhancer_rationale": (h["shaped_by"].get("strategic_summary") if h["shaped_by"] else None) or "Baseline run.",
         "enhancer_output": {k: v for k, v in after.get(h["run_index"], {}).items() if k != "after_run"},
         "thread_run_id": h["run_id"], "submission_path": h["submission_path"], "stop_reason": h["stop_reason"],

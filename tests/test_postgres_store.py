@@ -212,3 +212,15 @@ def test_one_server_on_the_database_shows_cli_runs_and_journals_its_own_there(po
     row = open_journal(postgres_url).get_run(thread["thread_id"])
     assert row is not None and row["status"] == "done", row
     assert grade_submission(load_task(EXAMPLES / "penguins"), row["submission"]).valid
+
+
+def test_a_password_in_the_journal_url_stays_out_of_the_workspace_files():
+    from nodes.meta_loop import history_file
+
+    url = "postgresql://team:s3cret@db:5432/mlestar"
+    run = {"run_index": 0, "status": "done", "start_time_iso": "2026-12-05T10:00:00", "duration_s": 12.0,
+           "best_score": 0.5, "best_solution_path": "x.py", "config": {"journal_path": url, "num_lanes": 2},
+           "shaped_by": None, "run_id": "r-run0", "submission_path": "s.csv", "stop_reason": None}
+    [saved] = history_file([run], [])
+    assert saved["config_used"] == {"journal_path": "postgresql://team:***@db:5432/mlestar", "num_lanes": 2}
+    assert run["config"]["journal_path"] == url  # the state keeps what resuming needs
