@@ -250,13 +250,16 @@ class Journal(ABC):
             f"{self._json_field('result', 'stdout_tail')} as stdout_tail from {EXECUTIONS} where {WHERE_RUN} "
             f"order by id", [run_id, run_id])
 
-    def repeated_executions(self, run_id: str) -> int:
-        """Scripts of a run and its pipeline runs that ran more than once with the same code at the same place:
-        0 when every resume re-used what had finished."""
-        [(repeated,)] = self._rows(
-            f"select count(*) from (select 1 from {EXECUTIONS} where {WHERE_RUN} "
-            f"group by run_id, exec_key, code_sha having count(*) > 1) as repeated", [run_id, run_id])
-        return repeated
+    def repeated_work(self, run_id: str) -> dict[str, int]:
+        """Scripts that ran, and questions the model was asked, more than once at the same place with the same
+        code or prompt, in a run and its pipeline runs: both 0 when every resume re-used what had finished."""
+        counts = {}
+        for name, table, key, sha in (("executions", EXECUTIONS, "exec_key", "code_sha"),
+                                      ("answers", MODEL_CALLS, "call_key", "prompt_sha")):
+            [(counts[name],)] = self._rows(
+                f"select count(*) from (select 1 from {table} where {WHERE_RUN} "
+                f"group by run_id, {key}, {sha} having count(*) > 1) as repeated", [run_id, run_id])
+        return counts
 
     # -- runs ----------------------------------------------------------------------------------
 

@@ -59,7 +59,7 @@ def exercise(journal) -> dict:
         "executions": [{k: v for k, v in r.items() if k not in drop} for r in journal.executions("m")],
         "calls": [{k: v for k, v in r.items() if k not in drop} for r in journal.model_calls("m")],
         "requests": journal.request_count("scr%", 0)[0], "measured": journal.measured_calls("scripted"),
-        "durations": journal.script_durations("m-run0"), "repeated": journal.repeated_executions("m"),
+        "durations": journal.script_durations("m-run0"), "repeated": journal.repeated_work("m"),
         "unused": journal.unused_run_id("m"), "runs": [r["run_id"] for r in journal.runs()],
     }
 
@@ -164,7 +164,7 @@ def test_two_runs_share_one_database_and_a_sigkilled_one_is_finished_by_another_
         row = journal.get_run(run_id)
         assert row["status"] == "done", row
         assert grade_submission(load_task(EXAMPLES / task), row["submission"]).valid
-        assert journal.repeated_executions(run_id) == 0  # no finished script ran twice
+        assert journal.repeated_work(run_id) == {"executions": 0, "answers": 0}  # nothing finished redone
     assert journal.usage("twin-a")["executions_reused"] >= 1  # the resume took the killed run's scripts
     threads = {thread_id_for(run_id) for run_id in runs}
     with psycopg.connect(postgres_url, autocommit=True) as conn:

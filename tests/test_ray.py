@@ -4,9 +4,9 @@ without running a finished script or asking a finished question twice."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -47,43 +47,41 @@ def cluster(die_dir):
     del os.environ["SCRIPTED_DIE_DIR"]
 
 
-def batch(tmp_path: Path, batch_id: str) -> dict[str, BatchResult]:
-    jobs = plan_batch(TASKS, batch_id, {**SETTINGS, "workspace_root": str(tmp_path / "ws")},
-                      checkpoints=str(tmp_path / "cp.db"), journal=str(tmp_path / "journal.db"))
+def run_batch_of(tmp_path: Path, checkpoints: str, journal: str, batch_id: str) -> dict[str, BatchResult]:
+    jobs = plan_batch(TASKS, batch_id, {**SETTINGS, "workspace_root": str(tmp_path / "ws")}, checkpoints, journal)
     results = run_batch(jobs, lambda result: None, ray=True, resources=Resources(cpus=1, memory_mb=512, retries=2))
     return {result.task: result for result in results}
 
 
-def duplicates(journal: Path, table: str, key: str, sha: str) -> int:
-    with sqlite3.connect(journal) as conn:
-        return conn.execute(f"select count(*) from (select 1 from {table} group by run_id, {key}, {sha} "
-                            f"having count(*) > 1)").fetchone()[0]
-
-
 @pytest.mark.slow
-def test_a_worker_killed_mid_run_is_retried_and_ends_as_an_uninterrupted_run(cluster, die_dir, tmp_path):
-    reference = batch(tmp_path, "clean")
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_a_worker_killed_mid_run_is_retried_and_ends_as_an_uninterrupted_run(cluster, die_dir, tmp_path, store,
+                                                                              request):
+    """On SQLite files (one machine) and on a PostgreSQL database (the shared store of a cluster)."""
+    checkpoints, journal_at = ((str(tmp_path / "cp.db"), str(tmp_path / "journal.db")) if store == "sqlite" else
+                               (request.getfixturevalue("postgres_url"),) * 2)
+    batch = functools.partial(run_batch_of, tmp_path, checkpoints, journal_at)
+    reference = batch("clean")
     assert {r.status for r in reference.values()} == {"done"}, reference
     assert len({r.host for r in reference.values()}) == 2  # two workers at once
 
     (die_dir / DIES_AT.replace(" ", "_")).touch()
-    killed = batch(tmp_path, "killed")
+    killed = batch("killed")
     assert not (die_dir / DIES_AT.replace(" ", "_")).exists(), "no worker died"
-    journal = open_journal(str(tmp_path / "journal.db"))
+    journal = open_journal(journal_at)
     for task, result in killed.items():
         assert result.status == "done", result
         assert result.best_score == reference[task].best_score
         assert Path(result.submission).read_bytes() == Path(reference[task].submission).read_bytes()
         assert result.executions == reference[task].executions
-        assert journal.repeated_executions(result.run_id) == 0  # no finished script ran twice
-    assert duplicates(tmp_path / "journal.db", "model_calls", "call_key", "prompt_sha") == 0
-    assert duplicates(tmp_path / "journal.db", "executions", "exec_key", "code_sha") == 0
+        # no finished script ran twice, no question was asked twice
+        assert journal.repeated_work(result.run_id) == {"executions": 0, "answers": 0}
     # The retried run took its finished work from the journal; the clean runs never needed to.
     assert sum(r.executions_reused for r in killed.values()) >= 1
     assert sum(r.answers_reused for r in killed.values()) >= 1
     assert all(r.executions_reused == 0 for r in reference.values())
 
-    again = batch(tmp_path, "killed")  # the same batch again: everything is done, nothing runs
+    again = batch("killed")  # the same batch again: everything is done, nothing runs
     assert {task: r.best_score for task, r in again.items()} == {task: r.best_score for task, r in killed.items()}
     assert all(r.executions == killed[task].executions for task, r in again.items())
 
