@@ -27,7 +27,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from graph.context import CHECKPOINTS_ENV, DEFAULT_CHECKPOINTS, JOURNAL_ENV, ConfigError, default_journal
-from runtime.journal import SCALE_INSTALL, connect_wal, is_database_url, redact
+from runtime.journal import SCALE_INSTALL, connect_wal, is_database_url, unreachable_message
 
 RUN_NAMESPACE = uuid.UUID("6f2d3c1e-8b4a-5e7f-9a10-2c3d4e5f6a7b")
 #: Any constant of our own: the advisory lock under which a process creates or upgrades LangGraph's tables.
@@ -91,12 +91,6 @@ def open_checkpointer(location: str | Path | None = None) -> BaseCheckpointSaver
     return SqliteSaver(connect_wal(path))
 
 
-def unreachable(url: str, exc: Exception) -> CheckpointError:
-    return CheckpointError(
-        f"Cannot use the PostgreSQL checkpoint store {redact(url)}: {str(exc).strip() or type(exc).__name__}. "
-        f"Fix: start the server or correct the URL (postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE).")
-
-
 @contextmanager
 def setup_lock(url: str) -> Iterator[None]:
     """Held while LangGraph creates or upgrades its tables: two processes starting on a new database at once
@@ -136,7 +130,7 @@ def postgres_checkpointer(url: str) -> BaseCheckpointSaver:
             saver.setup()
     except (psycopg.Error, PoolTimeout) as exc:
         pool.close()
-        raise unreachable(url, exc) from None
+        raise CheckpointError(unreachable_message("checkpoint store", url, exc) + ".") from None
     return saver
 
 

@@ -11,7 +11,6 @@ one (docs/scale-out.md).
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +76,6 @@ def start_ray(address: str | None, cpus: int | None = None) -> str:
     local = address in (None, "", LOCAL)
     if not local and cpus is not None:
         raise ConfigError("--ray-cpus sizes a local cluster only; a running cluster has the CPUs of its nodes.")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     try:
         if local:
             ray.init(num_cpus=cpus, include_dashboard=False, logging_level=logging.WARNING,

@@ -112,6 +112,12 @@ def connect_wal(path: str | Path, timeout_s: float = 30.0) -> sqlite3.Connection
             time.sleep(random.uniform(0.01, 0.1))
 
 
+def unreachable_message(what: str, url: str, exc: Exception) -> str:
+    """Why a PostgreSQL store cannot be used, and the fix; the URL's password is not shown."""
+    return (f"Cannot use the PostgreSQL {what} {redact(url)}: {str(exc).strip() or type(exc).__name__}. Fix: "
+            f"start the server or correct the URL (postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE)")
+
+
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

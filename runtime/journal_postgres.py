@@ -23,7 +23,7 @@ from runtime.journal import (
     Journal,
     JournalError,
     newer_schema_error,
-    redact,
+    unreachable_message,
 )
 
 #: Not "mlestar": a schema named like the database user comes first in PostgreSQL's default search path
@@ -57,13 +57,6 @@ def plain(value: Any) -> Any:
     return value
 
 
-def unreachable(url: str, exc: Exception) -> JournalError:
-    return JournalError(
-        f"Cannot use the PostgreSQL journal {redact(url)}: {str(exc).strip() or type(exc).__name__}. Fix: start "
-        f"the server or correct the URL (postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE), or use a SQLite "
-        f"file as journal_path.")
-
-
 class PostgresJournal(Journal):
     def __init__(self, url: str, max_connections: int = 4):
         self.location = url
@@ -77,7 +70,8 @@ class PostgresJournal(Journal):
             self._ensure_schema()
         except (psycopg.Error, PoolTimeout) as exc:
             self.pool.close()
-            raise unreachable(url, exc) from None
+            raise JournalError(unreachable_message("journal", url, exc) + ", or use a SQLite file as "
+                               "journal_path.") from None
 
     def _ensure_schema(self) -> None:
         with self.pool.connection() as conn, conn.transaction():
