@@ -20,7 +20,7 @@ from typing import Any
 from graph.checkpoint import checkpoints_location, journal_location
 from graph.client import MleStar
 from graph.cluster import Resources, run_all
-from graph.context import ConfigError
+from graph.context import ConfigError, Context
 from runtime.journal import is_database_url
 from runtime.task import load_task
 
@@ -66,11 +66,7 @@ def plan_batch(task_dirs: list[Path], batch_id: str, settings: dict[str, Any], c
     if twice:
         raise ConfigError(f"Two task folders are named {', '.join(twice)}: a batch names its runs after its tasks; "
                           f"run them in separate batches.")
-    settings = dict(settings)
-    if "workspace_root" in settings:
-        settings["workspace_root"] = absolute(str(settings["workspace_root"]))
-    else:
-        settings["workspace_root"] = absolute("workspace")
+    settings = {**settings, "workspace_root": absolute(str(settings.get("workspace_root", Context().workspace_root)))}
     store = absolute(checkpoints_location(checkpoints))
     return [BatchJob(task.root, task.name, f"{batch_id}-{task.name}", store, absolute(journal_location(journal, store)),
                      settings, str(Path(config).resolve()) if config else None) for task in tasks]

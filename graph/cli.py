@@ -489,8 +489,8 @@ def batch(
         base = load_config_file(config) if config else {}
         ctx = preflight(build_context(base, {k: v for k, v in settings.items() if k != "journal_path"}))
         journal = settings.pop("journal_path", None) or base.get("journal_path") or journal_path
-        jobs = plan_batch(task_dirs, batch_id or f"batch-{time.strftime('%Y%m%d-%H%M%S')}", settings, checkpoints,
-                          journal, config)
+        jobs = plan_batch(task_dirs, batch_id or f"batch-{time.strftime('%Y%m%d-%H%M%S')}",
+                          {**settings, "workspace_root": ctx.workspace_root}, checkpoints, journal, config)
         resources = resources_for([ctx.role_model(role) for role in ROLES], cpus_per_run,
                                   ctx.script_memory_mb + 2048 if memory_mb is None else memory_mb, retries)
         open_journal(jobs[0].journal), open_checkpointer(jobs[0].checkpoints)  # reachable, set up: before any run
